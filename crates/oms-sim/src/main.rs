@@ -1,0 +1,2 @@
+//! oms-sim
+fn main() {}

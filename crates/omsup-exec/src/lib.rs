@@ -1,0 +1,1 @@
+//! omsup-exec

@@ -1,0 +1,350 @@
+//! The plan file: what the operator declares about one OMS deployment (serde + JSON Schema).
+//!
+//! These types mirror the TOML file one to one; defaults that the documentation prescribes are
+//! applied by accessor methods (see [`ContainerOptions::resolve`]) so that a saved plan or a
+//! rendered schema shows what the operator wrote, not what we filled in. Unknown keys are not
+//! rejected by serde here: `lint` reports every one of them (with the nearest valid key) from
+//! the JSON Schema, which does declare `additionalProperties: false`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+
+/// A whole plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "omsup plan file")]
+pub struct PlanFile {
+    /// What is upgraded, and to which version.
+    pub deployment: Deployment,
+    /// The image package loaded on each node and the tag it must yield.
+    pub image: Image,
+    /// The OMS meta database (rm and cm live here; each region's cm_hb too).
+    pub meta_db: MetaDb,
+    /// Where the meta database backups go (on the machine running omsup).
+    pub backup: Backup,
+    /// How long omsup waits for things before giving up.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// What happens to OMS high availability (`ha.config`) around the upgrade.
+    #[serde(default)]
+    pub ha: HaPolicy,
+    /// Options of every new OMS container; each node may override them.
+    #[serde(default)]
+    pub container: ContainerOptions,
+    /// Host paths the old containers must mount (checked against what is observed); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Mounts>,
+    /// The regions of the deployment, each with its heartbeat database and nodes.
+    #[serde(rename = "region")]
+    #[schemars(length(min = 1))]
+    pub regions: Vec<Region>,
+}
+
+/// `[deployment]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Deployment {
+    /// A name for this deployment: it names the journal, the lock and the backups.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"), length(max = 64))]
+    pub name: String,
+    /// The OMS version to upgrade to, e.g. `4.2.9-CE`.
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+(-[Cc][Ee])?$"))]
+    pub target_version: String,
+    /// What the operator believes runs now, e.g. `4.2.8-CE`. Lets `lint` check the upgrade path
+    /// offline; `plan` always observes the real version and refuses a disagreement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+(-[Cc][Ee])?$"))]
+    pub current_version: Option<String>,
+}
+
+/// `[image]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Image {
+    /// Absolute path of the image package (`docker save` tarball) on the machine running omsup;
+    /// it is streamed to each node's Docker daemon (`docker load`).
+    pub package: PathBuf,
+    /// The tag loading the package must yield, e.g. `oms:feature_4.2.9-ce`.
+    #[schemars(length(min = 1))]
+    pub tag: String,
+}
+
+/// `[meta_db]`: where the OMS meta databases live. The password is never written here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct MetaDb {
+    /// Host name or IP address of the meta database.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// TCP port (OceanBase proxies commonly use 2883, MySQL 3306).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// User name (`oms_meta_user` in config.yaml).
+    #[schemars(length(min = 1))]
+    pub user: String,
+    /// Name of an environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Absolute path of a file holding the password (first line; should be mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// A literal password. Always refused by `lint` and `plan`: it would end up in version
+    /// control. Present in the model only so that the refusal can point at it.
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub password: Option<String>,
+    /// The rm database (`drc_rm_db`).
+    #[schemars(length(min = 1))]
+    pub rm: String,
+    /// The cm database (`drc_cm_db`).
+    #[schemars(length(min = 1))]
+    pub cm: String,
+}
+
+/// `[backup]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Backup {
+    /// Absolute directory for backups; each run writes into a subdirectory of its own.
+    pub dir: PathBuf,
+    /// The dump client to run (`mariadb-dump` or `mysqldump`); found on PATH when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_command: Option<PathBuf>,
+}
+
+/// `[timeouts]`: every wait is a poll bounded by one of these, never a blind sleep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Timeouts {
+    /// A new container must be ready (start log line, `/oms/health`) within this.
+    #[serde(default = "Timeouts::default_readiness")]
+    pub readiness: HumanDuration,
+    /// `docker_init.sh` must finish within this.
+    #[serde(default = "Timeouts::default_init")]
+    pub init: HumanDuration,
+    /// An old container must stop within this (then it is killed).
+    #[serde(default = "Timeouts::default_stop")]
+    pub stop: HumanDuration,
+    /// Every server must be ONLINE and healthy within this after init.
+    #[serde(default = "Timeouts::default_online")]
+    pub online: HumanDuration,
+}
+
+impl Timeouts {
+    fn default_readiness() -> HumanDuration {
+        HumanDuration::from_secs(900)
+    }
+    fn default_init() -> HumanDuration {
+        HumanDuration::from_secs(600)
+    }
+    fn default_stop() -> HumanDuration {
+        HumanDuration::from_secs(120)
+    }
+    fn default_online() -> HumanDuration {
+        HumanDuration::from_secs(600)
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            readiness: Self::default_readiness(),
+            init: Self::default_init(),
+            stop: Self::default_stop(),
+            online: Self::default_online(),
+        }
+    }
+}
+
+/// `[ha]`: OMS high availability is always turned off for the upgrade; this says what it
+/// becomes afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HaPolicy {
+    /// `restore` (the value observed before the upgrade), `on` or `off`.
+    #[serde(default)]
+    pub after: HaAfter,
+    /// Set `perceiveStoreClientCheckpoint` to this after the upgrade. When it ends up false,
+    /// `refetchStoreIntervalMin` is raised above the HA-off window (T2 − T1), as documented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perceive_store_client_checkpoint: Option<bool>,
+}
+
+/// What `ha.config`'s `enable` becomes after the upgrade.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HaAfter {
+    /// The value observed before the upgrade.
+    #[default]
+    Restore,
+    /// HA on, whatever it was.
+    On,
+    /// HA off, whatever it was.
+    Off,
+}
+
+/// `[container]` (and a node's `[region.node.container_overrides]`): options of the new
+/// container. Unset fields take the documented defaults, see [`ContainerOptions::resolve`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ContainerOptions {
+    /// Docker network mode; OMS documents `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `--privileged`; documented `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// `--pids-limit`; documented `-1` (unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--ulimit nproc=N:N`; documented 65535.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub ulimit_nproc: Option<u64>,
+    /// Host path of the HTTPS certificate, mounted at `/etc/pki/nginx/oms_server.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_cert: Option<PathBuf>,
+    /// Host path of the HTTPS key, mounted at `/etc/pki/nginx/oms_server.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_key: Option<PathBuf>,
+    /// Extra environment variables. `IS_UPGRADE` and `OMS_HOST_IP` are set by omsup and may
+    /// not appear here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Container options with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedContainerOptions {
+    pub network: String,
+    pub privileged: bool,
+    pub pids_limit: i64,
+    pub ulimit_nproc: u64,
+    pub https_cert: Option<PathBuf>,
+    pub https_key: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl ContainerOptions {
+    /// The documented defaults (OMS-FACTS: `--net host --privileged=true --pids-limit -1
+    /// --ulimit nproc=65535:65535`).
+    pub const DEFAULT_NETWORK: &'static str = "host";
+    pub const DEFAULT_PRIVILEGED: bool = true;
+    pub const DEFAULT_PIDS_LIMIT: i64 = -1;
+    pub const DEFAULT_ULIMIT_NPROC: u64 = 65535;
+
+    /// Layers `overrides` (a node's) over `self` (the plan's `[container]`), then the defaults.
+    pub fn resolve(&self, overrides: Option<&ContainerOptions>) -> ResolvedContainerOptions {
+        fn pick<T: Clone>(
+            overrides: Option<&ContainerOptions>,
+            base: &ContainerOptions,
+            field: fn(&ContainerOptions) -> &Option<T>,
+        ) -> Option<T> {
+            overrides
+                .and_then(|o| field(o).clone())
+                .or_else(|| field(base).clone())
+        }
+        let mut env = self.env.clone();
+        if let Some(o) = overrides {
+            env.extend(o.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        ResolvedContainerOptions {
+            network: pick(overrides, self, |o| &o.network)
+                .unwrap_or_else(|| Self::DEFAULT_NETWORK.into()),
+            privileged: pick(overrides, self, |o| &o.privileged)
+                .unwrap_or(Self::DEFAULT_PRIVILEGED),
+            pids_limit: pick(overrides, self, |o| &o.pids_limit)
+                .unwrap_or(Self::DEFAULT_PIDS_LIMIT),
+            ulimit_nproc: pick(overrides, self, |o| &o.ulimit_nproc)
+                .unwrap_or(Self::DEFAULT_ULIMIT_NPROC),
+            https_cert: pick(overrides, self, |o| &o.https_cert),
+            https_key: pick(overrides, self, |o| &o.https_key),
+            env,
+        }
+    }
+}
+
+/// `[mounts]`: the host paths of the fixed container paths. When declared, `plan` checks that
+/// every old container mounts exactly these; the new containers always reuse what is observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Mounts {
+    /// Host path mounted at `/home/admin/conf/config.yaml`.
+    pub config: PathBuf,
+    /// Host path mounted at `/home/admin/logs`.
+    pub logs: PathBuf,
+    /// Host path mounted at `/home/ds/store`.
+    pub store: PathBuf,
+    /// Host path mounted at `/home/ds/run`.
+    pub run: PathBuf,
+}
+
+/// `[[region]]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Region {
+    /// The region's name (`cm_region`).
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The region's heartbeat database (`drc_cm_heartbeat_db`).
+    #[schemars(length(min = 1))]
+    pub cm_hb: String,
+    /// The region's nodes.
+    #[serde(rename = "node")]
+    #[schemars(length(min = 1))]
+    pub nodes: Vec<Node>,
+}
+
+/// `[[region.node]]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Node {
+    /// The node's IP address (`OMS_HOST_IP`, one of `cm_nodes`).
+    pub ip: String,
+    /// How to reach the node's Docker daemon: `unix:///var/run/docker.sock`,
+    /// `tcp://host:2376` (with `tls`), or `ssh://user@host`.
+    pub docker: String,
+    /// TLS client files for a `tcp://` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// The OMS container's name on this node (the old one; the new one takes it over).
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
+    pub container: String,
+    /// This node's own container options, layered over `[container]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_overrides: Option<ContainerOptions>,
+    /// This node's own expected mounts, layered over `[mounts]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Mounts>,
+}
+
+/// TLS client files for a Docker daemon reached over TCP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificate that signed the daemon's certificate.
+    pub ca: PathBuf,
+    /// Client certificate.
+    pub cert: PathBuf,
+    /// Client key.
+    pub key: PathBuf,
+}
+
+impl PlanFile {
+    /// Every node with its region, in file order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Region, &Node)> {
+        self.regions
+            .iter()
+            .flat_map(|region| region.nodes.iter().map(move |node| (region, node)))
+    }
+
+    /// The JSON Schema of plan files, as written to `schemas/plan.schema.json`.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(PlanFile))
+            .expect("a JSON Schema always serializes")
+    }
+}

@@ -1,0 +1,27 @@
+//! One module per command; `run` dispatches and returns the exit code to use.
+
+pub mod lint;
+
+use crate::cli::Command;
+use crate::report::CliError;
+use crate::style::Style;
+
+pub fn run(command: Command, style: &Style) -> Result<u8, CliError> {
+    match command {
+        Command::Lint(args) => lint::run(&args, style),
+        Command::Plan(_) => Err(not_yet("plan")),
+        Command::Apply(_) => Err(not_yet("apply")),
+        Command::Resume(_) => Err(not_yet("resume")),
+        Command::Rollback(_) => Err(not_yet("rollback")),
+        Command::Status(_) => Err(not_yet("status")),
+        Command::History(_) => Err(not_yet("history")),
+        Command::Graph(_) => Err(not_yet("graph")),
+    }
+}
+
+fn not_yet(command: &str) -> CliError {
+    CliError::new(format!(
+        "`omsup {command}` is not available in this build yet"
+    ))
+    .with_hint("`omsup lint` works today; follow the project's issues for the rest")
+}

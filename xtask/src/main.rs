@@ -1,0 +1,50 @@
+//! `cargo xtask <task>`: the project's automation (codegen, services, simulator images, the
+//! test world, CI, the demo and benchmarks). Run `cargo xtask help` for the list.
+
+mod ci;
+mod codegen;
+mod services;
+mod sim_images;
+mod world;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci                 everything CI runs: services, simulator images, fmt, clippy, tests
+  demo               bring up a two-node world and run omsup against it
+  codegen [--check]  regenerate schemas/*.json (or check they are fresh)
+  services [down]    install and start Docker daemons and MariaDB for tests and the demo
+  sim-images         build the OMS simulator images and their `docker save` packages
+  world up|down      deploy (or remove) a two-node OMS world on the test services
+  bench              run the benchmarks and print their figures
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::run(rest),
+        Some("demo") => ci::demo(rest),
+        Some("codegen") => codegen::run(rest),
+        Some("services") => services::run(rest),
+        Some("sim-images") => sim_images::run(rest),
+        Some("world") => world::run(rest),
+        Some("bench") => ci::bench(rest),
+        None | Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+/// Absolute path of the workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
