@@ -1,1 +1,7 @@
-//! omsup-engine
+//! The omsup engine: diff the observed world against the plan file and derive the step DAG.
+//!
+//! Pure: no Docker, no SQL, no terminal (ARCHITECTURE.md). Inputs are [`omsup_model::PlanFile`]
+//! and [`observed::ObservedWorld`]; outputs are plain data that the CLI renders and the
+//! executors run.
+
+pub mod observed;
