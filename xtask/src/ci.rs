@@ -1,37 +1,91 @@
-//! `cargo xtask ci`, `demo` and `bench`: the commands the README names.
+//! `cargo xtask ci` and `demo`: the commands the README names.
+
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use std::process::Command;
 
 /// Runs a command from the workspace root, echoing it first; fails when it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    eprintln!("$ {cmd:?}");
+    eprintln!("$ {}", describe(cmd));
     let status = cmd
         .current_dir(crate::workspace_root())
         .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
     if !status.success() {
-        bail!("{cmd:?} failed with {status}");
+        bail!("`{}` failed with {status}", describe(cmd));
     }
     Ok(())
 }
 
-pub fn run(_args: &[String]) -> Result<()> {
-    run_cmd(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
-    run_cmd(Command::new("cargo").args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run_cmd(Command::new("cargo").args(["test", "--workspace"]))?;
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Everything CI runs, in the order that fails fastest: formatting, lints, then the services
+/// and images the tests need, then every test. Each phase prints how long it took.
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
+    }
+    let started = Instant::now();
+    phase("fmt", || run_cmd(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    phase("clippy", || {
+        run_cmd(Command::new("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    phase("services", || crate::services::run(&[]))?;
+    phase("sim-images", || crate::sim_images::run(&[]))?;
+    phase("codegen --check", || crate::codegen::run(&["--check".to_owned()]))?;
+    phase("tests", || run_cmd(Command::new("cargo").args(["test", "--workspace", "--all-targets"])))?;
+    eprintln!("ci: all phases passed in {:.0?}", started.elapsed());
     Ok(())
 }
 
-pub fn demo(_args: &[String]) -> Result<()> {
-    bail!("the demo is not written yet")
+fn phase(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("ci: == {name} ==");
+    let started = Instant::now();
+    body().with_context(|| format!("ci phase `{name}` failed"))?;
+    eprintln!("ci: {name} done in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// The README's first command: services, images, a two-node world, and omsup run against it.
+pub fn demo(args: &[String]) -> Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`cargo xtask demo` takes no arguments, got `{extra}`");
+    }
+    crate::services::run(&[])?;
+    crate::sim_images::run(&[])?;
+    run_cmd(omsup().arg("lint").args(example_plans()?))?;
+    Ok(())
+}
+
+/// `cargo run --package omsup --`, so the demo always runs the binary of this checkout.
+fn omsup() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--quiet", "--package", "omsup", "--"]);
+    cmd
+}
+
+fn example_plans() -> Result<Vec<std::path::PathBuf>> {
+    let mut plans: Vec<_> = std::fs::read_dir(crate::workspace_root().join("plans"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    plans.sort();
+    Ok(plans)
 }
 
 pub fn bench(_args: &[String]) -> Result<()> {
