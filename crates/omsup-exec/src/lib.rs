@@ -1,1 +1,6 @@
-//! omsup-exec
+//! Observers and step executors: everything that touches the real world (Docker daemons
+//! through bollard, the meta database through sqlx, the dump and restore clients).
+//!
+//! Knows nothing of clap or terminals (ARCHITECTURE.md).
+
+pub mod backup;

@@ -1,0 +1,585 @@
+//! Backups of the meta databases with the stock dump client: streamed, checksummed, verified,
+//! and restorable by hand with the documented `mysql ... -e "source FILE" -D DB` command.
+//!
+//! The password reaches the client through a 0600 option file (`--defaults-extra-file`),
+//! never through argv or the environment. The dump streams from the client's stdout into a
+//! 0600 file while its sha256 is computed; the backup is accepted only when the client exits
+//! 0, the file is not empty and it ends with the `-- Dump completed` trailer. Row counts per
+//! table are read from the database just before the dump (the upgrade dumps a quiescent
+//! database: every OMS container is stopped by then) and checked again after a restore.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::MySqlPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How the dump and restore clients reach the meta database.
+pub struct ClientConnection<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+/// What a backup holds and how to check it; kept in the journal and next to the dump file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupManifest {
+    pub database: String,
+    /// The dump file (`<dir>/<database>.sql`).
+    pub file: PathBuf,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// Rows per table, counted just before the dump.
+    pub row_counts: BTreeMap<String, u64>,
+    /// `SHOW CREATE DATABASE`, so a restore re-creates the same character set and collation.
+    pub create_database: String,
+    /// The client that wrote the dump, as found on PATH or configured.
+    pub dump_client: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("cannot find a dump client: neither `mariadb-dump` nor `mysqldump` is on PATH")]
+    NoDumpClient,
+    #[error("cannot find a restore client: neither `mariadb` nor `mysql` is on PATH")]
+    NoRestoreClient,
+    #[error("`{0}` is not a valid database name for a backup")]
+    InvalidDatabaseName(String),
+    #[error("cannot read table row counts of `{database}`")]
+    RowCounts {
+        database: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{what} `{}`", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the dump of `{database}` failed: `{client}` exited with {status}{}",
+        stderr_suffix(stderr)
+    )]
+    DumpFailed {
+        database: String,
+        client: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("the dump of `{database}` is incomplete: {reason}")]
+    DumpIncomplete { database: String, reason: String },
+    #[error("backup file `{}` is missing", path.display())]
+    BackupMissing { path: PathBuf },
+    #[error("backup file `{}` is corrupted: sha256 {actual} does not match the recorded {expected}", path.display())]
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot re-create database `{database}` before the restore")]
+    Recreate {
+        database: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the restore of `{database}` failed: `{client}` exited with {status}{}",
+        stderr_suffix(stderr)
+    )]
+    RestoreFailed {
+        database: String,
+        client: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("the restored `{database}` differs from its backup: {differences}")]
+    RestoreMismatch {
+        database: String,
+        differences: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let tail = stderr.trim();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    }
+}
+
+/// The dump client: the configured one, else `mariadb-dump`, else `mysqldump` from PATH.
+pub fn find_dump_client(configured: Option<&Path>) -> Result<PathBuf, BackupError> {
+    match configured {
+        Some(path) => Ok(path.to_owned()),
+        None => find_on_path(&["mariadb-dump", "mysqldump"]).ok_or(BackupError::NoDumpClient),
+    }
+}
+
+/// The restore client: `mariadb`, else `mysql`, from PATH.
+pub fn find_restore_client() -> Result<PathBuf, BackupError> {
+    find_on_path(&["mariadb", "mysql"]).ok_or(BackupError::NoRestoreClient)
+}
+
+fn find_on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Identifiers we interpolate into SQL are restricted to what OMS database names use.
+fn check_identifier(name: &str) -> Result<(), BackupError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    if valid {
+        Ok(())
+    } else {
+        Err(BackupError::InvalidDatabaseName(name.to_owned()))
+    }
+}
+
+/// Rows per base table of `database`.
+pub async fn row_counts(
+    pool: &MySqlPool,
+    database: &str,
+) -> Result<BTreeMap<String, u64>, BackupError> {
+    check_identifier(database)?;
+    let wrap = |source| BackupError::RowCounts {
+        database: database.to_owned(),
+        source,
+    };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+         WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name",
+    )
+    .bind(database)
+    .fetch_all(pool)
+    .await
+    .map_err(wrap)?;
+    let mut counts = BTreeMap::new();
+    for table in tables {
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM `{database}`.`{}`",
+            table.replace('`', "``")
+        )))
+        .fetch_one(pool)
+        .await
+        .map_err(wrap)?;
+        counts.insert(table, count.max(0) as u64);
+    }
+    Ok(counts)
+}
+
+/// A 0600 MySQL option file holding the connection, removed when dropped.
+struct OptionFile {
+    file: tempfile::NamedTempFile,
+}
+
+impl OptionFile {
+    fn write(connection: &ClientConnection<'_>) -> Result<Self, BackupError> {
+        let io = |source| BackupError::Io {
+            what: "cannot write the client option file in",
+            path: std::env::temp_dir(),
+            source,
+        };
+        // tempfile creates the file with mode 0600 on Unix.
+        let mut file = tempfile::Builder::new()
+            .prefix("omsup-client-")
+            .suffix(".cnf")
+            .tempfile()
+            .map_err(io)?;
+        let quote = |value: &str| value.replace('\\', "\\\\").replace('"', "\\\"");
+        writeln!(
+            file,
+            "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\npassword=\"{}\"",
+            quote(connection.host),
+            connection.port,
+            quote(connection.user),
+            quote(connection.password)
+        )
+        .map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(Self { file })
+    }
+
+    fn arg(&self) -> String {
+        format!("--defaults-extra-file={}", self.file.path().display())
+    }
+}
+
+/// Dumps `database` into `<dir>/<database>.sql` and returns its manifest (also written as
+/// `<dir>/<database>.manifest.json`). `on_progress` gets the bytes written so far.
+pub async fn backup_database(
+    dump_client: &Path,
+    connection: &ClientConnection<'_>,
+    pool: &MySqlPool,
+    database: &str,
+    dir: &Path,
+    on_progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<BackupManifest, BackupError> {
+    check_identifier(database)?;
+    create_private_dir(dir)?;
+    let create_database = show_create_database(pool, database).await?;
+    let row_counts = row_counts(pool, database).await?;
+
+    let final_path = dir.join(format!("{database}.sql"));
+    let partial_path = dir.join(format!("{database}.sql.partial"));
+    let io = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| BackupError::Io { what, path, source }
+    };
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial_path)
+        .await
+        .map_err(io("cannot create backup file", &partial_path))?;
+
+    let options = OptionFile::write(connection)?;
+    let mut child = tokio::process::Command::new(dump_client)
+        .arg(options.arg())
+        .args([
+            "--single-transaction",
+            "--skip-triggers",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+        ])
+        .arg(database)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io("cannot start the dump client", dump_client))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    // The trailer is checked on the last bytes of the stream.
+    let mut tail: Vec<u8> = Vec::with_capacity(512);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = stdout.read(&mut buffer).await.map_err(io(
+            "cannot read the dump client's output for",
+            &partial_path,
+        ))?;
+        if read == 0 {
+            break;
+        }
+        let chunk = &buffer[..read];
+        hasher.update(chunk);
+        out.write_all(chunk)
+            .await
+            .map_err(io("cannot write backup file", &partial_path))?;
+        size += read as u64;
+        tail.extend_from_slice(chunk);
+        if tail.len() > 512 {
+            tail.drain(..tail.len() - 512);
+        }
+        on_progress(size);
+    }
+    out.sync_all()
+        .await
+        .map_err(io("cannot sync backup file", &partial_path))?;
+    drop(out);
+    let status = child
+        .wait()
+        .await
+        .map_err(io("cannot wait for the dump client", dump_client))?;
+    let stderr_text = stderr_reader.await.unwrap_or_default();
+    drop(options);
+
+    let client = dump_client.display().to_string();
+    if !status.success() {
+        let _ = std::fs::remove_file(&partial_path);
+        return Err(BackupError::DumpFailed {
+            database: database.to_owned(),
+            client,
+            status: status.to_string(),
+            stderr: last_lines(&stderr_text, 5),
+        });
+    }
+    let incomplete = |reason: &str| BackupError::DumpIncomplete {
+        database: database.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if size == 0 {
+        return Err(incomplete("the file is empty"));
+    }
+    let tail_text = String::from_utf8_lossy(&tail);
+    let last_line = tail_text.trim_end().lines().last().unwrap_or_default();
+    if !last_line.starts_with("-- Dump completed") {
+        return Err(incomplete(
+            "it does not end with the `-- Dump completed` trailer",
+        ));
+    }
+    std::fs::rename(&partial_path, &final_path)
+        .map_err(io("cannot rename backup file to", &final_path))?;
+    sync_dir(dir)?;
+
+    let manifest = BackupManifest {
+        database: database.to_owned(),
+        file: final_path,
+        size_bytes: size,
+        sha256: hex::encode(hasher.finalize()),
+        row_counts,
+        create_database,
+        dump_client: dump_client.to_owned(),
+    };
+    write_manifest(dir, &manifest)?;
+    Ok(manifest)
+}
+
+/// sha256 and size of a backup file, streamed; an error names a missing file.
+pub async fn checksum_file(path: &Path) -> Result<(String, u64), BackupError> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::BackupMissing {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(BackupError::Io {
+                what: "cannot open backup file",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .await
+            .map_err(|source| BackupError::Io {
+                what: "cannot read backup file",
+                path: path.to_owned(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Checks a backup file against its manifest without touching the database.
+pub async fn verify_backup(manifest: &BackupManifest) -> Result<(), BackupError> {
+    let (actual, _) = checksum_file(&manifest.file).await?;
+    if actual != manifest.sha256 {
+        return Err(BackupError::ChecksumMismatch {
+            path: manifest.file.clone(),
+            expected: manifest.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Drops and re-creates the database, restores the dump with the stock client (streamed on
+/// its stdin, like `source FILE`), and checks the row counts against the manifest. Call
+/// [`verify_backup`] on every backup first: nothing is dropped here before the checksum of
+/// this one is verified again.
+pub async fn restore_database(
+    restore_client: &Path,
+    connection: &ClientConnection<'_>,
+    pool: &MySqlPool,
+    manifest: &BackupManifest,
+) -> Result<(), BackupError> {
+    let database = manifest.database.as_str();
+    check_identifier(database)?;
+    verify_backup(manifest).await?;
+    let recreate = |source| BackupError::Recreate {
+        database: database.to_owned(),
+        source,
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS `{database}`"
+    )))
+    .execute(pool)
+    .await
+    .map_err(recreate)?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(manifest.create_database.clone()))
+        .execute(pool)
+        .await
+        .map_err(recreate)?;
+
+    let options = OptionFile::write(connection)?;
+    let dump = std::fs::File::open(&manifest.file).map_err(|source| BackupError::Io {
+        what: "cannot open backup file",
+        path: manifest.file.clone(),
+        source,
+    })?;
+    let output = tokio::process::Command::new(restore_client)
+        .arg(options.arg())
+        .arg(format!("--database={database}"))
+        .stdin(Stdio::from(dump))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| BackupError::Io {
+            what: "cannot start the restore client",
+            path: restore_client.to_owned(),
+            source,
+        })?;
+    drop(options);
+    if !output.status.success() {
+        return Err(BackupError::RestoreFailed {
+            database: database.to_owned(),
+            client: restore_client.display().to_string(),
+            status: output.status.to_string(),
+            stderr: last_lines(&String::from_utf8_lossy(&output.stderr), 5),
+        });
+    }
+    let restored = row_counts(pool, database).await?;
+    let differences = diff_counts(&manifest.row_counts, &restored);
+    if !differences.is_empty() {
+        return Err(BackupError::RestoreMismatch {
+            database: database.to_owned(),
+            differences,
+        });
+    }
+    Ok(())
+}
+
+fn diff_counts(expected: &BTreeMap<String, u64>, actual: &BTreeMap<String, u64>) -> String {
+    let mut differences = Vec::new();
+    for (table, rows) in expected {
+        match actual.get(table) {
+            None => differences.push(format!("table `{table}` is missing")),
+            Some(found) if found != rows => {
+                differences.push(format!("`{table}` has {found} rows, the backup {rows}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for table in actual.keys().filter(|t| !expected.contains_key(*t)) {
+        differences.push(format!("table `{table}` is not in the backup"));
+    }
+    differences.join("; ")
+}
+
+async fn show_create_database(pool: &MySqlPool, database: &str) -> Result<String, BackupError> {
+    let row: (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SHOW CREATE DATABASE `{database}`"
+    )))
+    .fetch_one(pool)
+    .await
+    .map_err(|source| BackupError::RowCounts {
+        database: database.to_owned(),
+        source,
+    })?;
+    Ok(row.1)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| BackupError::Io {
+            what: "cannot create backup directory",
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| BackupError::Io {
+            what: "cannot sync backup directory",
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+fn write_manifest(dir: &Path, manifest: &BackupManifest) -> Result<(), BackupError> {
+    let path = dir.join(format!("{}.manifest.json", manifest.database));
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest always serializes");
+    std::fs::write(&path, text + "\n").map_err(|source| BackupError::Io {
+        what: "cannot write backup manifest",
+        path,
+        source,
+    })
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_outside_the_oms_alphabet_are_refused() {
+        for name in ["rm_428", "cm_hb_428", "w1a2b3_cm_hb_hz"] {
+            assert!(check_identifier(name).is_ok(), "{name}");
+        }
+        for name in ["", "rm`; DROP DATABASE x; --", "a b", "rm-428"] {
+            assert!(check_identifier(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn count_differences_name_each_table() {
+        let expected = BTreeMap::from([("a".to_owned(), 3), ("b".to_owned(), 1)]);
+        let actual = BTreeMap::from([("a".to_owned(), 2), ("c".to_owned(), 0)]);
+        assert_eq!(
+            diff_counts(&expected, &actual),
+            "`a` has 2 rows, the backup 3; table `b` is missing; table `c` is not in the backup"
+        );
+        assert_eq!(diff_counts(&expected, &expected), "");
+    }
+
+    #[test]
+    fn option_file_is_private_and_keeps_the_password_out_of_argv() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let connection = ClientConnection {
+            host: "127.0.0.1",
+            port: 3306,
+            user: "u",
+            password: "p\"q\\r",
+        };
+        let file = OptionFile::write(&connection).unwrap();
+        let mode = std::fs::metadata(file.file.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(file.file.path()).unwrap();
+        assert!(text.contains(r#"password="p\"q\\r""#), "{text}");
+        assert!(!file.arg().contains("p\"q"));
+    }
+}
