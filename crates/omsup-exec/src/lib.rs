@@ -4,3 +4,4 @@
 //! Knows nothing of clap or terminals (ARCHITECTURE.md).
 
 pub mod backup;
+pub mod meta_actions;
