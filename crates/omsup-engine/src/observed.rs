@@ -46,7 +46,9 @@ pub struct ObservedDocker {
     pub api_version: String,
     /// The container with the plan's name, if any (old before the upgrade, new after it).
     pub container: Option<ObservedContainer>,
-    /// Containers omsup kept for rollback (labelled `omsup.kept-for-rollback`), if any.
+    /// Containers omsup kept for rollback: the old container renamed to
+    /// `<container>-omsup-<old version>` (Docker cannot relabel an existing container, so the
+    /// name is the mark; the journal records the id).
     pub kept_containers: Vec<ObservedContainer>,
     /// The target image tag, when it is already loaded on this daemon.
     pub target_image_id: Option<String>,
