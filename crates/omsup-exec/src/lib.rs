@@ -4,4 +4,5 @@
 //! Knows nothing of clap or terminals (ARCHITECTURE.md).
 
 pub mod backup;
+pub mod docker_actions;
 pub mod meta_actions;

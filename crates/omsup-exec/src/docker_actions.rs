@@ -1,0 +1,500 @@
+//! The upgrade's changes on a node's Docker daemon: load the image package, stop the old
+//! container and keep it under another name, create and start the new one with the old one's
+//! mounts, wait for readiness by polling, and run the init script through Docker exec.
+//!
+//! Each action reads the container's state first, so repeating it is harmless; none sleeps
+//! blindly: every wait is a poll bounded by a timeout from the plan file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, LogsOptionsBuilder,
+    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt};
+use omsup_model::plan::ResolvedContainerOptions;
+
+/// Label on every container omsup creates: the run that created it.
+pub const LABEL_RUN_ID: &str = "omsup.run-id";
+/// Label on every container omsup creates: the step that created it.
+pub const LABEL_STEP_ID: &str = "omsup.step-id";
+/// The line OMS logs when it has started (obd waits for it too).
+pub const READY_LOG_LINE: &str = "OMS service start successfully";
+/// The message `docker_init.sh` prints when the old version has no `oms_version` record.
+pub const INIT_VERSION_TOO_OLD: &str = "Version before 4.1.1 is not allowed to upgrade";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerActionError {
+    #[error("{what} `{container}`")]
+    Docker {
+        what: &'static str,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("cannot read image package `{}`", path.display())]
+    Package {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loading `{}` did not yield the tag `{tag}`", path.display())]
+    TagMissingAfterLoad {
+        path: std::path::PathBuf,
+        tag: String,
+    },
+    #[error(
+        "container `{container}` exited before it was ready (exit code {exit_code}); last log lines:\n{log_tail}"
+    )]
+    ExitedBeforeReady {
+        container: String,
+        exit_code: i64,
+        log_tail: String,
+    },
+    #[error(
+        "container `{container}` was not ready after {waited:?}: the log never said `{READY_LOG_LINE}`"
+    )]
+    NotReadyInTime { container: String, waited: Duration },
+    #[error("`docker_init.sh` in `{container}` did not finish within {timeout:?}")]
+    InitTimedOut {
+        container: String,
+        timeout: Duration,
+    },
+}
+
+fn docker_error(
+    what: &'static str,
+    container: &str,
+) -> impl FnOnce(bollard::errors::Error) -> DockerActionError {
+    let container = container.to_owned();
+    move |source| DockerActionError::Docker {
+        what,
+        container,
+        source,
+    }
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Streams a `docker save` tarball into the daemon; returns the loaded image's id.
+/// Skips the load when the tag is already there. `on_progress` gets bytes sent so far.
+pub async fn load_image(
+    docker: &Docker,
+    package: &Path,
+    tag: &str,
+    on_progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<String, DockerActionError> {
+    if let Ok(image) = docker.inspect_image(tag).await {
+        return Ok(image.id.unwrap_or_default());
+    }
+    let file =
+        tokio::fs::File::open(package)
+            .await
+            .map_err(|source| DockerActionError::Package {
+                path: package.to_owned(),
+                source,
+            })?;
+    let mut sent = 0u64;
+    let body =
+        tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).map_ok(move |chunk| {
+            sent += chunk.len() as u64;
+            on_progress(sent);
+            chunk
+        });
+    let mut responses = docker.import_image_stream(
+        ImportImageOptionsBuilder::default().quiet(true).build(),
+        body,
+        None,
+    );
+    while let Some(response) = responses.next().await {
+        response.map_err(docker_error(
+            "cannot load the image package into the daemon for",
+            tag,
+        ))?;
+    }
+    match docker.inspect_image(tag).await {
+        Ok(image) => Ok(image.id.unwrap_or_default()),
+        Err(_) => Err(DockerActionError::TagMissingAfterLoad {
+            path: package.to_owned(),
+            tag: tag.to_owned(),
+        }),
+    }
+}
+
+/// What stopping found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopOutcome {
+    pub container_id: String,
+    /// False when the container was already stopped.
+    pub was_running: bool,
+    /// When it stopped (now, or when Docker says it finished).
+    pub stopped_at: SystemTime,
+}
+
+/// Stops `name` (SIGTERM, then SIGKILL after `timeout`), unless it is already stopped.
+pub async fn stop_container(
+    docker: &Docker,
+    name: &str,
+    timeout: Duration,
+) -> Result<StopOutcome, DockerActionError> {
+    let inspect = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(docker_error("cannot inspect container", name))?;
+    let container_id = inspect.id.unwrap_or_default();
+    let was_running = inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false);
+    if was_running {
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        docker
+            .stop_container(
+                name,
+                Some(StopContainerOptionsBuilder::default().t(seconds).build()),
+            )
+            .await
+            .map_err(docker_error("cannot stop container", name))?;
+    }
+    Ok(StopOutcome {
+        container_id,
+        was_running,
+        stopped_at: SystemTime::now(),
+    })
+}
+
+/// Renames `from` to `to` unless `to` already exists (an earlier attempt did it).
+pub async fn rename_container(
+    docker: &Docker,
+    from: &str,
+    to: &str,
+) -> Result<(), DockerActionError> {
+    if docker.inspect_container(to, None).await.is_ok() {
+        return Ok(());
+    }
+    docker
+        .rename_container(
+            from,
+            RenameContainerOptionsBuilder::default().name(to).build(),
+        )
+        .await
+        .map_err(docker_error("cannot rename container", from))
+}
+
+/// Everything the new container is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Exactly the old container's binds (`host:container[:ro]`).
+    pub binds: Vec<String>,
+    /// This node's IP (`OMS_HOST_IP`).
+    pub host_ip: String,
+    pub options: ResolvedContainerOptions,
+    pub run_id: String,
+    pub step_id: String,
+}
+
+impl NewContainerSpec {
+    /// The environment: the plan's extra variables, then `OMS_HOST_IP` and `IS_UPGRADE=true`,
+    /// which nothing can override (without `IS_UPGRADE` OMS re-initialises the meta data).
+    pub fn env(&self) -> Vec<String> {
+        let mut env: BTreeMap<&str, &str> = self
+            .options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.insert("OMS_HOST_IP", &self.host_ip);
+        env.insert("IS_UPGRADE", "true");
+        env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// Creates the new container unless one with this name exists. Returns its id and whether it
+/// was created now. An existing container with the name but not ours is reported by the
+/// caller (it checks the labels of what this returns).
+pub async fn create_container(
+    docker: &Docker,
+    spec: &NewContainerSpec,
+) -> Result<(String, bool), DockerActionError> {
+    if let Ok(existing) = docker.inspect_container(&spec.name, None).await {
+        return Ok((existing.id.unwrap_or_default(), false));
+    }
+    let mut binds = spec.binds.clone();
+    if let (Some(cert), Some(key)) = (&spec.options.https_cert, &spec.options.https_key) {
+        for (host, inside) in [
+            (cert, "/etc/pki/nginx/oms_server.crt"),
+            (key, "/etc/pki/nginx/oms_server.key"),
+        ] {
+            let bind = format!("{}:{inside}", host.display());
+            if !binds.iter().any(|b| b.split(':').nth(1) == Some(inside)) {
+                binds.push(bind);
+            }
+        }
+    }
+    let nproc = i64::try_from(spec.options.ulimit_nproc).unwrap_or(i64::MAX);
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env()),
+        labels: Some(HashMap::from([
+            (LABEL_RUN_ID.to_owned(), spec.run_id.clone()),
+            (LABEL_STEP_ID.to_owned(), spec.step_id.clone()),
+        ])),
+        tty: Some(true),
+        open_stdin: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            network_mode: Some(spec.options.network.clone()),
+            privileged: Some(spec.options.privileged),
+            pids_limit: Some(spec.options.pids_limit),
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("nproc".into()),
+                soft: Some(nproc),
+                hard: Some(nproc),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            body,
+        )
+        .await
+        .map_err(docker_error("cannot create container", &spec.name))?;
+    Ok((created.id, true))
+}
+
+/// Starts `name` unless it is running.
+pub async fn start_container(docker: &Docker, name: &str) -> Result<(), DockerActionError> {
+    let inspect = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(docker_error("cannot inspect container", name))?;
+    if inspect.state.and_then(|s| s.running).unwrap_or(false) {
+        return Ok(());
+    }
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(docker_error("cannot start container", name))
+}
+
+/// Removes `name` if it exists (rollback of a new container).
+pub async fn remove_container(docker: &Docker, name: &str) -> Result<bool, DockerActionError> {
+    match docker.remove_container(name, None).await {
+        Ok(()) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(source) => Err(DockerActionError::Docker {
+            what: "cannot remove container",
+            container: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The last `lines` lines of the container's output.
+pub async fn log_tail(docker: &Docker, name: &str, lines: usize) -> String {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let chunks: Vec<_> = docker.logs(name, Some(options)).collect().await;
+    chunks
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|chunk| chunk.to_string())
+        .collect()
+}
+
+/// Polls until the container's log says [`READY_LOG_LINE`]; fails at once when the container
+/// exits (with its last log lines) and when `timeout` passes.
+pub async fn wait_ready(
+    docker: &Docker,
+    name: &str,
+    timeout: Duration,
+) -> Result<Duration, DockerActionError> {
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(200);
+    loop {
+        let inspect = docker
+            .inspect_container(name, None)
+            .await
+            .map_err(docker_error("cannot inspect container", name))?;
+        let state = inspect.state.unwrap_or_default();
+        let logs = log_tail(docker, name, 200).await;
+        if logs.contains(READY_LOG_LINE) && state.running.unwrap_or(false) {
+            return Ok(started.elapsed());
+        }
+        if !state.running.unwrap_or(false)
+            && state.status.is_some_and(|s| s.to_string() == "exited")
+        {
+            return Err(DockerActionError::ExitedBeforeReady {
+                container: name.to_owned(),
+                exit_code: state.exit_code.unwrap_or(-1),
+                log_tail: last_lines(&logs, 10),
+            });
+        }
+        if started.elapsed() >= timeout {
+            return Err(DockerActionError::NotReadyInTime {
+                container: name.to_owned(),
+                waited: started.elapsed(),
+            });
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// What `docker_init.sh` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOutcome {
+    pub exit_code: i64,
+    /// Its combined output, at most the last 64 KiB.
+    pub output: String,
+    pub took: Duration,
+}
+
+impl InitOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == 0
+    }
+
+    /// True when init refused because the old version has no (or too old an) `oms_version`.
+    pub fn needs_version_remedy(&self) -> bool {
+        !self.succeeded() && self.output.contains(INIT_VERSION_TOO_OLD)
+    }
+}
+
+/// Runs `bash /root/docker_init.sh` in the container and waits for it, up to `timeout`.
+pub async fn run_init(
+    docker: &Docker,
+    container: &str,
+    timeout: Duration,
+) -> Result<InitOutcome, DockerActionError> {
+    let started = Instant::now();
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(vec!["bash", "/root/docker_init.sh"]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(docker_error("cannot run `docker_init.sh` in", container))?;
+    let collect = async {
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_error("cannot run `docker_init.sh` in", container))?
+        {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(docker_error(
+                    "lost the output of `docker_init.sh` in",
+                    container,
+                ))?;
+                output.push_str(&chunk.to_string());
+                if output.len() > 128 * 1024 {
+                    let cut = output.len() - 64 * 1024;
+                    let cut = (cut..output.len())
+                        .find(|i| output.is_char_boundary(*i))
+                        .unwrap_or(cut);
+                    output.drain(..cut);
+                }
+            }
+        }
+        Ok::<_, DockerActionError>(output)
+    };
+    let output = tokio::time::timeout(timeout, collect).await.map_err(|_| {
+        DockerActionError::InitTimedOut {
+            container: container.to_owned(),
+            timeout,
+        }
+    })??;
+    let inspect = docker.inspect_exec(&exec.id).await.map_err(docker_error(
+        "cannot read the exit code of `docker_init.sh` in",
+        container,
+    ))?;
+    Ok(InitOutcome {
+        exit_code: inspect.exit_code.unwrap_or(-1),
+        output,
+        took: started.elapsed(),
+    })
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_container_env_always_sets_is_upgrade_and_host_ip() {
+        let mut options = omsup_model::plan::ContainerOptions::default().resolve(None);
+        options.env.insert("IS_UPGRADE".into(), "false".into());
+        options.env.insert("TZ".into(), "Asia/Shanghai".into());
+        let spec = NewContainerSpec {
+            name: "oms".into(),
+            image: "oms:feature_4.2.9-ce".into(),
+            binds: vec![],
+            host_ip: "10.0.0.2".into(),
+            options,
+            run_id: "r".into(),
+            step_id: "s".into(),
+        };
+        assert_eq!(
+            spec.env(),
+            [
+                "IS_UPGRADE=true",
+                "OMS_HOST_IP=10.0.0.2",
+                "TZ=Asia/Shanghai"
+            ]
+        );
+    }
+
+    #[test]
+    fn init_outcome_recognises_the_version_refusal() {
+        let refused = InitOutcome {
+            exit_code: 1,
+            output: format!("x\n{INIT_VERSION_TOO_OLD}\n"),
+            took: Duration::ZERO,
+        };
+        assert!(refused.needs_version_remedy());
+        let other = InitOutcome {
+            exit_code: 1,
+            output: "disk full".into(),
+            took: Duration::ZERO,
+        };
+        assert!(!other.needs_version_remedy());
+    }
+}
