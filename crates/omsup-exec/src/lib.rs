@@ -6,3 +6,4 @@
 pub mod backup;
 pub mod docker_actions;
 pub mod meta_actions;
+pub mod scheduler;
