@@ -1,2 +1,191 @@
-//! oms-sim
-fn main() {}
+//! `oms-sim`: a simulator of the OMS Community Edition container, for omsup's test world.
+//!
+//! No real OMS image can be had on these machines, so the test images run this program. It
+//! keeps the OMS container contract of OMS-FACTS.md, close enough that omsup's mistakes show:
+//!
+//! - `oms-sim serve` (the image's command) reads `/home/admin/conf/config.yaml` (the real keys:
+//!   `oms_meta_host`, `oms_meta_port`, `oms_meta_user`, `oms_meta_password`, `drc_rm_db`,
+//!   `drc_cm_db`, `drc_cm_heartbeat_db`, `cm_region`, `cm_nodes`, `nginx_server_port`, ...) and
+//!   the environment (`OMS_HOST_IP`, `IS_UPGRADE`, and `OMS_SIM_VERSION`, baked into each image).
+//!   It takes a while to start, then prints `OMS service start successfully`; registers its host
+//!   in cm `host` (ONLINE only while the meta schema is at its own version, else OFFLINE);
+//!   every second writes a `heatbeat_sequence` row and its `heart_beat` row in its region's
+//!   cm_hb and appends a line to `/home/ds/store/<ip>/store.dat`; answers `GET /oms/health`
+//!   on `<OMS_HOST_IP>:<nginx_server_port>` with `{"success":true,"data":{"healthy":...}}`,
+//!   healthy only when ready and the schema is at its version. On SIGTERM it marks its host
+//!   OFFLINE and exits 0.
+//! - `oms-sim init` (what `/root/docker_init.sh` runs) logs to
+//!   `/home/admin/logs/docker_init.log`. On an empty meta DB it installs the schema of its
+//!   version. On an existing one without `IS_UPGRADE=true` it WIPES the meta data and installs
+//!   afresh (the danger omsup must prevent). With `IS_UPGRADE=true` it refuses with
+//!   `Version before 4.1.1 is not allowed to upgrade` when `rm.oms_version` is missing or
+//!   older than 4.1.1, refuses a downgrade, and otherwise applies the migrations of the
+//!   [`schema::LADDER`] between the recorded version and its own, keeping every row, records
+//!   its version and marks its host ONLINE. It ends with `[Completed] All initialization steps
+//!   are executed`. Running it twice is harmless.
+//!
+//! Fault knobs, each an environment variable or a file in the mounted run directory
+//! `/home/ds/run/` (files let tests inject faults into containers that omsup creates):
+//! `OMS_SIM_START_DELAY_MS` / `sim-start-delay-ms` (a number: time to become ready, default
+//! 1500), `OMS_SIM_CRASH_ON_START=1` / `sim-crash-on-start` (exit 1 before becoming ready),
+//! `OMS_SIM_INIT_FAIL_ONCE=1` / `sim-init-fail-once` (init fails; the file is deleted when it
+//! fires, so the next init succeeds), `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends).
+//!
+//! `OMS_SIM_ROOT` (default `/`) moves the fixed paths under another root, for runs outside
+//! Docker. Images are tagged `oms:feature_<x.y.z>-ce`; `cargo xtask sim-images` builds them.
+
+mod config;
+mod health;
+mod init;
+mod schema;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+
+pub use config::{Paths, SimConfig};
+
+fn main() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    let result = match command.as_str() {
+        "serve" => runtime.block_on(serve()),
+        "init" => runtime.block_on(init::run()),
+        "version" => {
+            println!("{}", own_version_text());
+            Ok(())
+        }
+        _ => Err("usage: oms-sim serve|init|version".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("[ERROR] {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The version this image simulates (`OMS_SIM_VERSION`, e.g. `4.2.9-CE`).
+pub fn own_version_text() -> String {
+    std::env::var("OMS_SIM_VERSION").unwrap_or_else(|_| "4.2.9-CE".to_owned())
+}
+
+/// A knob: the environment variable, else the file in the run directory.
+pub fn knob(paths: &Paths, env: &str, file: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(env) {
+        return Some(value);
+    }
+    std::fs::read_to_string(paths.run.join(file))
+        .ok()
+        .map(|text| text.trim().to_owned())
+}
+
+/// Connects to the meta DB, retrying for a while: OMS keeps trying when its DB blips.
+pub async fn connect(config: &SimConfig, patience: Duration) -> Result<MySqlPool, String> {
+    let options = sqlx::mysql::MySqlConnectOptions::new()
+        .host(&config.oms_meta_host)
+        .port(config.oms_meta_port)
+        .username(&config.oms_meta_user)
+        .password(&config.oms_meta_password);
+    let started = std::time::Instant::now();
+    loop {
+        match sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(3)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(error) if started.elapsed() < patience => {
+                eprintln!("[WARN] meta DB not reachable yet: {error}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(format!("cannot connect to the meta DB: {error}")),
+        }
+    }
+}
+
+async fn serve() -> Result<(), String> {
+    let paths = Paths::from_env();
+    let config = SimConfig::load(&paths)?;
+    let host_ip = std::env::var("OMS_HOST_IP").map_err(|_| "OMS_HOST_IP is not set".to_owned())?;
+    let version =
+        schema::parse_version(&own_version_text()).ok_or("OMS_SIM_VERSION is not a version")?;
+    println!("[INFO] OMS {} starting on {host_ip}", own_version_text());
+
+    let delay_ms: u64 = knob(&paths, "OMS_SIM_START_DELAY_MS", "sim-start-delay-ms")
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1500);
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    if knob(&paths, "OMS_SIM_CRASH_ON_START", "sim-crash-on-start").is_some() {
+        return Err("simulated crash on start (fault knob)".to_owned());
+    }
+
+    let pool = connect(&config, Duration::from_secs(60)).await?;
+    let store_dir: PathBuf = paths.store.join(&host_ip);
+    std::fs::create_dir_all(&store_dir)
+        .map_err(|e| format!("cannot create {}: {e}", store_dir.display()))?;
+
+    let state = health::SharedHealth::default();
+    let healthy = schema::is_at_version(&pool, &config, version).await;
+    state.set(
+        true,
+        healthy,
+        schema::recorded_version(&pool, &config).await,
+    );
+    schema::register_host(&pool, &config, &host_ip, healthy).await;
+    println!("OMS service start successfully");
+
+    let address = format!("{host_ip}:{}", config.nginx_server_port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    tokio::spawn(health::serve_health(
+        listener,
+        state.clone(),
+        own_version_text(),
+    ));
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                let healthy = schema::is_at_version(&pool, &config, version).await;
+                state.set(true, healthy, schema::recorded_version(&pool, &config).await);
+                schema::register_host(&pool, &config, &host_ip, healthy).await;
+                schema::heartbeat(&pool, &config, &host_ip).await;
+                append_store(&store_dir, &host_ip);
+            }
+        }
+    }
+    schema::mark_offline(&pool, &config, &host_ip).await;
+    println!("[INFO] OMS stopped");
+    Ok(())
+}
+
+fn append_store(dir: &std::path::Path, host_ip: &str) {
+    use std::io::Write as _;
+    let path = dir.join("store.dat");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(file, "{stamp} store record from {host_ip}");
+    }
+}
