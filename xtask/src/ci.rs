@@ -34,7 +34,9 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
     }
     let started = Instant::now();
-    phase("fmt", || run_cmd(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    phase("fmt", || {
+        run_cmd(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
+    })?;
     phase("clippy", || {
         run_cmd(Command::new("cargo").args([
             "clippy",
@@ -47,8 +49,12 @@ pub fn run(args: &[String]) -> Result<()> {
     })?;
     phase("services", || crate::services::run(&[]))?;
     phase("sim-images", || crate::sim_images::run(&[]))?;
-    phase("codegen --check", || crate::codegen::run(&["--check".to_owned()]))?;
-    phase("tests", || run_cmd(Command::new("cargo").args(["test", "--workspace", "--all-targets"])))?;
+    phase("codegen --check", || {
+        crate::codegen::run(&["--check".to_owned()])
+    })?;
+    phase("tests", || {
+        run_cmd(Command::new("cargo").args(["test", "--workspace", "--all-targets"]))
+    })?;
     eprintln!("ci: all phases passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -1,1 +1,33 @@
-//! omsup-testworld
+//! The test world: real services (MariaDB, one Docker daemon per node), the OMS simulator's
+//! images, and deployed OMS worlds, for omsup's tests, the demo and the benchmarks.
+//!
+//! Nothing here is a mock: a world is simulator containers on real daemons writing into a
+//! real MariaDB. Tests that need it fail loudly (see [`Error::ServicesMissing`]) when the
+//! services are not running, with the command that starts them.
+
+pub mod services;
+
+/// What can go wrong bringing the test world up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the test services are not running: {0}\nhint: run `cargo xtask services` (and `cargo xtask sim-images`)"
+    )]
+    ServicesMissing(String),
+    #[error("{what} failed\n{log_tail}")]
+    ServiceFailed { what: String, log_tail: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: String, source: std::io::Error) -> Self {
+        Self::Io { what, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

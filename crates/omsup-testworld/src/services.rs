@@ -1,0 +1,446 @@
+//! The test services: Docker daemons (the primary one, plus one `dockerd` per additional node,
+//! each with its own socket, data root, exec root and pid file) and a MariaDB server with a
+//! test administrator whose password is generated once and kept in a 0600 file.
+//!
+//! [`ensure`] is idempotent and safe to call from parallel tests and processes (a file lock
+//! serialises it): it installs what is missing from Debian's packages, starts what does not
+//! answer, and waits until everything answers. [`down`] stops what it started.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
+
+/// Where the services keep their state (daemon data roots, logs, the password file).
+pub const STATE_DIR: &str = "/var/lib/omsup-testworld";
+/// Where the extra daemons' sockets and exec roots live.
+pub const RUN_DIR: &str = "/run/omsup-testworld";
+/// The primary Docker daemon's socket (node 1).
+pub const PRIMARY_SOCKET: &str = "/var/run/docker.sock";
+/// How many nodes the services support by default (node 1 on the primary daemon).
+pub const DEFAULT_NODES: usize = 4;
+/// The test administrator of the meta database.
+pub const META_USER: &str = "omsup_test";
+pub const META_HOST: &str = "127.0.0.1";
+pub const META_PORT: u16 = 3306;
+
+/// What the services offer once they answer.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Docker socket per node: index 0 is node 1 (the primary daemon).
+    pub node_sockets: Vec<PathBuf>,
+    pub meta_host: String,
+    pub meta_port: u16,
+    pub meta_user: String,
+    /// A 0600 file holding the meta password (never printed).
+    pub meta_password_file: PathBuf,
+}
+
+impl Services {
+    /// The meta password, read from its file.
+    pub fn meta_password(&self) -> Result<String> {
+        let text = std::fs::read_to_string(&self.meta_password_file).map_err(|e| {
+            Error::io(
+                format!("cannot read {}", self.meta_password_file.display()),
+                e,
+            )
+        })?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// The Docker endpoint URL of node `index` (0-based).
+    pub fn docker_url(&self, index: usize) -> String {
+        format!("unix://{}", self.node_sockets[index].display())
+    }
+}
+
+fn node_socket(node: usize) -> PathBuf {
+    if node == 1 {
+        PathBuf::from(PRIMARY_SOCKET)
+    } else {
+        Path::new(RUN_DIR).join(format!("node{node}.sock"))
+    }
+}
+
+/// The services as they should be, without starting anything: for tests to check and fail
+/// loudly with a hint when something is missing.
+pub fn expected(nodes: usize) -> Services {
+    Services {
+        node_sockets: (1..=nodes).map(node_socket).collect(),
+        meta_host: META_HOST.to_owned(),
+        meta_port: META_PORT,
+        meta_user: META_USER.to_owned(),
+        meta_password_file: Path::new(STATE_DIR).join("meta.password"),
+    }
+}
+
+/// Checks that the services answer; the error says what is missing and how to start it.
+pub fn check(nodes: usize) -> Result<Services> {
+    let services = expected(nodes);
+    for socket in &services.node_sockets {
+        if !docker_answers(socket) {
+            return Err(Error::ServicesMissing(format!(
+                "no Docker daemon answers on `{}`",
+                socket.display()
+            )));
+        }
+    }
+    if !mariadb_answers() {
+        return Err(Error::ServicesMissing(format!(
+            "no MariaDB answers on {META_HOST}:{META_PORT}"
+        )));
+    }
+    if !services.meta_password_file.is_file() {
+        return Err(Error::ServicesMissing(format!(
+            "the test administrator's password file `{}` is missing",
+            services.meta_password_file.display()
+        )));
+    }
+    Ok(services)
+}
+
+/// Installs, starts and waits for everything; idempotent; serialised by a file lock.
+pub fn ensure(nodes: usize) -> Result<Services> {
+    std::fs::create_dir_all(STATE_DIR)
+        .map_err(|e| Error::io(format!("cannot create {STATE_DIR}"), e))?;
+    let lock_path = Path::new(STATE_DIR).join("services.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io("cannot lock the services".to_owned(), e))?;
+    if let Ok(services) = check(nodes) {
+        return Ok(services);
+    }
+    ensure_debian_packages(&[
+        ("dockerd", "docker.io"),
+        ("mariadbd", "mariadb-server"),
+        ("mariadb", "mariadb-client"),
+        ("busybox", "busybox-static"),
+    ])?;
+    ensure_primary_docker()?;
+    for node in 2..=nodes {
+        ensure_node_docker(node)?;
+    }
+    ensure_mariadb()?;
+    ensure_meta_user()?;
+    check(nodes)
+}
+
+/// Stops the extra daemons; leaves the primary daemon and MariaDB running (other users).
+pub fn down() -> Result<Vec<String>> {
+    let mut stopped = Vec::new();
+    let Ok(entries) = std::fs::read_dir(RUN_DIR) else {
+        return Ok(stopped);
+    };
+    for entry in entries.flatten() {
+        let pid_file = entry.path().join("docker.pid");
+        let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        let pid = pid.trim().to_owned();
+        let _ = Command::new("kill").arg(&pid).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stopped.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(stopped)
+}
+
+/// Installs the Debian packages whose command is missing (`apt-get update` first).
+pub fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(command, _)| !command_exists(command))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("services: installing {}", missing.join(", "));
+    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("apt-get install {}", missing.join(" ")),
+    )
+}
+
+fn command_exists(command: &str) -> bool {
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .any(|dir| Path::new(dir).join(command).is_file())
+}
+
+fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {what}"), e))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(Error::ServiceFailed {
+            what: what.to_owned(),
+            log_tail: tail(&stderr, 15),
+        });
+    }
+    Ok(())
+}
+
+fn docker_answers(socket: &Path) -> bool {
+    Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn wait_until(
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log_tail = std::fs::read_to_string(log)
+        .map(|text| tail(&text, 15))
+        .unwrap_or_default();
+    Err(Error::ServiceFailed {
+        what: format!(
+            "{what} did not answer within {timeout:?} (log: {})",
+            log.display()
+        ),
+        log_tail,
+    })
+}
+
+/// Starts `command` detached from us (own session), output to `log`.
+fn spawn_detached(command: &mut Command, log: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let file = std::fs::File::create(log)
+        .map_err(|e| Error::io(format!("cannot create {}", log.display()), e))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| Error::io("cannot clone a log handle".to_owned(), e))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0);
+    command
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot start {:?}", command.get_program()), e))?;
+    Ok(())
+}
+
+fn ensure_primary_docker() -> Result<()> {
+    let socket = Path::new(PRIMARY_SOCKET);
+    if docker_answers(socket) {
+        return Ok(());
+    }
+    let log = Path::new(STATE_DIR).join("dockerd-primary.log");
+    eprintln!("services: starting the primary Docker daemon");
+    spawn_detached(&mut Command::new("dockerd"), &log)?;
+    wait_until(
+        "the primary Docker daemon",
+        &log,
+        Duration::from_secs(60),
+        || docker_answers(socket),
+    )
+}
+
+fn ensure_node_docker(node: usize) -> Result<()> {
+    let socket = node_socket(node);
+    if docker_answers(&socket) {
+        return Ok(());
+    }
+    let state = Path::new(STATE_DIR).join(format!("node{node}"));
+    let run = Path::new(RUN_DIR).join(format!("node{node}"));
+    for dir in [&state, &run] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    // An empty config file, so the primary daemon's /etc/docker/daemon.json does not clash
+    // with our flags.
+    let config = state.join("daemon.json");
+    std::fs::write(&config, "{}\n")
+        .map_err(|e| Error::io(format!("cannot write {}", config.display()), e))?;
+    let _ = std::fs::remove_file(&socket);
+    let log = state.join("dockerd.log");
+    let mut last_error = None;
+    for driver in ["fuse-overlayfs", "overlay2", "vfs"] {
+        if driver == "fuse-overlayfs" && !command_exists("fuse-overlayfs") {
+            continue;
+        }
+        eprintln!("services: starting dockerd for node {node} ({driver})");
+        spawn_detached(
+            Command::new("dockerd")
+                .arg("--config-file")
+                .arg(&config)
+                .arg("--host")
+                .arg(format!("unix://{}", socket.display()))
+                .arg("--data-root")
+                .arg(state.join("docker"))
+                .arg("--exec-root")
+                .arg(run.join("exec"))
+                .arg("--pidfile")
+                .arg(run.join("docker.pid"))
+                .args([
+                    "--bridge",
+                    "none",
+                    "--iptables=false",
+                    "--ip-masq=false",
+                    "--storage-driver",
+                    driver,
+                ]),
+            &log,
+        )?;
+        match wait_until(
+            &format!("dockerd for node {node}"),
+            &log,
+            Duration::from_secs(45),
+            || docker_answers(&socket),
+        ) {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                if let Ok(pid) = std::fs::read_to_string(run.join("docker.pid")) {
+                    let _ = Command::new("kill").arg(pid.trim()).status();
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Error::ServicesMissing("no storage driver to try".into())))
+}
+
+fn mariadb_answers() -> bool {
+    TcpStream::connect_timeout(
+        &format!("{META_HOST}:{META_PORT}")
+            .parse()
+            .expect("a valid address"),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+fn ensure_mariadb() -> Result<()> {
+    if mariadb_answers() {
+        return Ok(());
+    }
+    let datadir = Path::new("/var/lib/mysql");
+    if !datadir.join("mysql").is_dir() {
+        run_quiet(
+            Command::new("mariadb-install-db").args(["--user=mysql", "--datadir=/var/lib/mysql"]),
+            "mariadb-install-db",
+        )?;
+    }
+    std::fs::create_dir_all("/run/mysqld")
+        .map_err(|e| Error::io("cannot create /run/mysqld".to_owned(), e))?;
+    let _ = Command::new("chown")
+        .args(["mysql:mysql", "/run/mysqld"])
+        .status();
+    let log = Path::new(STATE_DIR).join("mariadb.log");
+    eprintln!("services: starting MariaDB");
+    spawn_detached(
+        Command::new("mariadbd").args(["--user=mysql", "--bind-address=127.0.0.1", "--port=3306"]),
+        &log,
+    )?;
+    wait_until("MariaDB", &log, Duration::from_secs(60), mariadb_answers)
+}
+
+/// Creates the test administrator (random password, kept in a 0600 file) if it is missing.
+/// Runs the local `mariadb` client as the OS root user (unix_socket authentication), with the
+/// statements on stdin so that the password never reaches a command line.
+fn ensure_meta_user() -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let password_file = Path::new(STATE_DIR).join("meta.password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+        _ => {
+            let password = random_password()?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&password_file)
+                .map_err(|e| Error::io(format!("cannot write {}", password_file.display()), e))?;
+            writeln!(file, "{password}")
+                .map_err(|e| Error::io(format!("cannot write {}", password_file.display()), e))?;
+            password
+        }
+    };
+    let mut sql = String::new();
+    for host in ["127.0.0.1", "localhost", "%"] {
+        sql.push_str(&format!(
+            "CREATE USER IF NOT EXISTS '{META_USER}'@'{host}' IDENTIFIED BY '{password}';\n\
+             ALTER USER '{META_USER}'@'{host}' IDENTIFIED BY '{password}';\n\
+             GRANT ALL PRIVILEGES ON *.* TO '{META_USER}'@'{host}' WITH GRANT OPTION;\n"
+        ));
+    }
+    let mut child = Command::new("mariadb")
+        .args(["--protocol=socket", "-uroot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("cannot run the mariadb client".to_owned(), e))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(sql.as_bytes())
+        .map_err(|e| Error::io("cannot talk to the mariadb client".to_owned(), e))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Error::io("cannot wait for the mariadb client".to_owned(), e))?;
+    if !output.status.success() {
+        return Err(Error::ServiceFailed {
+            what: "creating the test administrator".into(),
+            log_tail: tail(&String::from_utf8_lossy(&output.stderr), 5),
+        });
+    }
+    Ok(())
+}
+
+/// 24 random alphanumerics from the kernel's generator.
+fn random_password() -> Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 64];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::io("cannot read /dev/urandom".to_owned(), e))?;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    Ok(bytes
+        .iter()
+        .take(24)
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
