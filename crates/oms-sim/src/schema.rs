@@ -201,12 +201,14 @@ pub async fn recorded_version(pool: &MySqlPool, config: &SimConfig) -> Option<St
         .map(|(_, text)| text)
 }
 
-/// True when `oms_version` records `version` and every migration up to it has left its marker.
+/// True when `oms_version` records `version` (or has no row) and every migration up to it has
+/// left its marker.
 pub async fn is_at_version(pool: &MySqlPool, config: &SimConfig, version: Version) -> bool {
     let recorded = recorded_version(pool, config)
         .await
         .and_then(|text| parse_version(&text));
-    if recorded != Some(version) {
+    // A deployment without `oms_version` rows (an older installation) is judged by its schema.
+    if recorded.is_some_and(|recorded| recorded != version) {
         return false;
     }
     for migration in LADDER.iter().filter(|m| m.version <= version) {

@@ -6,6 +6,9 @@
 //! services are not running, with the command that starts them.
 
 pub mod services;
+pub mod world;
+
+pub use world::{RegionSpec, World, WorldNode, WorldSpec};
 
 /// What can go wrong bringing the test world up.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +19,24 @@ pub enum Error {
     ServicesMissing(String),
     #[error("{what} failed\n{log_tail}")]
     ServiceFailed { what: String, log_tail: String },
+    #[error("{what}")]
+    Docker {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("{what}")]
+    Sql {
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("init failed on node {node}:\n{output}")]
+    Init { node: String, output: String },
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("cannot seed the world: {0}")]
+    Seed(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

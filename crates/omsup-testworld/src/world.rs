@@ -1,0 +1,870 @@
+//! A deployed OMS world on demand: N simulator nodes, each on its own Docker daemon with its
+//! own loopback IP (every node serves the documented ports on its own address through host
+//! networking, as in production), a meta database with names unique to the world (so tests run
+//! in parallel), seeded with realistic rows, one config.yaml per node, and the plan file that
+//! describes it all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt};
+use omsup_model::plan;
+use sqlx::{AssertSqlSafe, MySqlPool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::services::{self, Services};
+use crate::{Error, Result};
+
+/// One region of a world.
+#[derive(Debug, Clone)]
+pub struct RegionSpec {
+    pub name: String,
+    pub nodes: usize,
+    /// True: every node's config.yaml lists all the region's nodes in `cm_nodes` (init once per
+    /// region). False: each node lists only itself (init once per node).
+    pub shared_cm_nodes: bool,
+}
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct WorldSpec {
+    /// The running version, e.g. `4.2.8`.
+    pub version: String,
+    /// The version the plan file targets, e.g. `4.2.9`.
+    pub target_version: String,
+    pub regions: Vec<RegionSpec>,
+    pub ha_enabled: bool,
+    /// False: delete the `oms_version` rows (an installation that predates them).
+    pub with_oms_version_row: bool,
+    pub projects: usize,
+    pub heartbeat_rows_per_region: usize,
+}
+
+impl WorldSpec {
+    /// Two nodes in one region sharing `cm_nodes`, 4.2.8 with HA on, planned to 4.2.9.
+    pub fn two_nodes() -> Self {
+        Self {
+            version: "4.2.8".into(),
+            target_version: "4.2.9".into(),
+            regions: vec![RegionSpec {
+                name: "hz".into(),
+                nodes: 2,
+                shared_cm_nodes: true,
+            }],
+            ha_enabled: true,
+            with_oms_version_row: true,
+            projects: 50,
+            heartbeat_rows_per_region: 5_000,
+        }
+    }
+
+    fn node_count(&self) -> usize {
+        self.regions.iter().map(|r| r.nodes).sum()
+    }
+}
+
+/// One deployed node.
+#[derive(Debug, Clone)]
+pub struct WorldNode {
+    /// 1-based; node k runs on daemon k.
+    pub index: usize,
+    pub ip: String,
+    pub region: String,
+    pub docker_socket: PathBuf,
+    /// Host directory holding this node's mounts (`conf/config.yaml`, `logs`, `store`, `run`).
+    pub dir: PathBuf,
+    pub cm_nodes: Vec<String>,
+}
+
+impl WorldNode {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("conf/config.yaml")
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// `host:container` binds exactly as production mounts them.
+    pub fn binds(&self) -> Vec<String> {
+        vec![
+            format!(
+                "{}:/home/admin/conf/config.yaml",
+                self.config_path().display()
+            ),
+            format!("{}:/home/admin/logs", self.logs_dir().display()),
+            format!("{}:/home/ds/store", self.store_dir().display()),
+            format!("{}:/home/ds/run", self.run_dir().display()),
+        ]
+    }
+
+    pub fn docker(&self) -> Result<Docker> {
+        connect_docker(&self.docker_socket)
+    }
+}
+
+/// A deployed world. Call [`World::down`] when done.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub id: String,
+    pub dir: PathBuf,
+    pub spec: WorldSpec,
+    pub services: Services,
+    /// The OMS container's name, the same on every node (as in production).
+    pub container: String,
+    pub rm: String,
+    pub cm: String,
+    /// cm_hb database per region name.
+    pub cm_hb: BTreeMap<String, String>,
+    pub nodes: Vec<WorldNode>,
+    pub plan_path: PathBuf,
+    pub password_file: PathBuf,
+}
+
+pub fn connect_docker(socket: &Path) -> Result<Docker> {
+    Docker::connect_with_unix(
+        &socket.display().to_string(),
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| Error::Docker {
+        what: format!("cannot connect to {}", socket.display()),
+        source: e,
+    })
+}
+
+fn docker_error(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Docker { what, source }
+}
+
+fn sql_error(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Sql { what, source }
+}
+
+/// The workspace's target dir (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// `oms:feature_4.2.9-ce`
+pub fn image_tag(version: &str) -> String {
+    format!("oms:feature_{version}-ce")
+}
+
+/// The simulator package of a version, as `cargo xtask sim-images` writes it.
+pub fn image_package(version: &str) -> PathBuf {
+    target_dir()
+        .join("oms-sim-images")
+        .join(format!("oms-{version}-ce.tar"))
+}
+
+/// Allocates a world number unique on this machine (a counter under the services' state dir).
+fn allocate_world_number() -> Result<u64> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = Path::new(services::STATE_DIR).join("world-counter");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    file.lock()
+        .map_err(|e| Error::io("cannot lock the world counter".into(), e))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::io("cannot read the world counter".into(), e))?;
+    let number = text.trim().parse::<u64>().unwrap_or(0) + 1;
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{number}"))
+        .map_err(|e| Error::io("cannot write the world counter".into(), e))?;
+    Ok(number)
+}
+
+/// Node `k` (1-based) of world `number`: `127.<a>.<b>.<k+1>`, never `127.0.0.x`.
+fn node_ip(number: u64, k: usize) -> String {
+    let slot = number % 50_000;
+    format!("127.{}.{}.{}", 1 + slot / 250, slot % 250, k + 1)
+}
+
+/// Connects to the meta database as the test administrator.
+pub async fn meta_pool(services: &Services) -> Result<MySqlPool> {
+    let options = sqlx::mysql::MySqlConnectOptions::new()
+        .host(&services.meta_host)
+        .port(services.meta_port)
+        .username(&services.meta_user)
+        .password(&services.meta_password()?);
+    sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(sql_error("cannot connect to the test MariaDB"))
+}
+
+impl World {
+    /// Deploys a world. Fails loudly, with a hint, when the services or images are missing.
+    pub async fn up(spec: WorldSpec) -> Result<World> {
+        let services = services::check(spec.node_count())?;
+        for version in [&spec.version, &spec.target_version] {
+            if !image_package(version).is_file() {
+                return Err(Error::ServicesMissing(format!(
+                    "the simulator package `{}` is missing",
+                    image_package(version).display()
+                )));
+            }
+        }
+        let number = allocate_world_number()?;
+        let id = format!("w{number}");
+        let base = std::env::temp_dir().join("omsup-worlds");
+        let dir = base.join(&id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+
+        let container = format!("oms_{id}");
+        let rm = format!("{id}_rm");
+        let cm = format!("{id}_cm");
+        let cm_hb: BTreeMap<String, String> = spec
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), format!("{id}_cm_hb_{}", r.name)))
+            .collect();
+        let password_file = dir.join("meta.password");
+        write_private(&password_file, &format!("{}\n", services.meta_password()?))?;
+
+        let mut nodes = Vec::new();
+        for region in &spec.regions {
+            let first = nodes.len() + 1;
+            let region_ips: Vec<String> = (first..first + region.nodes)
+                .map(|k| node_ip(number, k))
+                .collect();
+            for (offset, ip) in region_ips.iter().enumerate() {
+                let index = first + offset;
+                let cm_nodes = if region.shared_cm_nodes {
+                    region_ips.clone()
+                } else {
+                    vec![ip.clone()]
+                };
+                nodes.push(WorldNode {
+                    index,
+                    ip: ip.clone(),
+                    region: region.name.clone(),
+                    docker_socket: services.node_sockets[index - 1].clone(),
+                    dir: dir.join(format!("node{index}")),
+                    cm_nodes,
+                });
+            }
+        }
+        let world = World {
+            id,
+            dir,
+            spec,
+            services,
+            container,
+            rm,
+            cm,
+            cm_hb,
+            nodes,
+            plan_path: PathBuf::new(),
+            password_file,
+        };
+        let world = World {
+            plan_path: world.dir.join("plan.toml"),
+            ..world
+        };
+        world.deploy().await?;
+        Ok(world)
+    }
+
+    async fn deploy(&self) -> Result<()> {
+        let pool = meta_pool(&self.services).await?;
+        for database in self.databases() {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS `{database}`"
+            )))
+            .execute(&pool)
+            .await
+            .map_err(sql_error("cannot drop a stale world database"))?;
+            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
+                .execute(&pool)
+                .await
+                .map_err(sql_error("cannot create a world database"))?;
+        }
+        let password = self.services.meta_password()?;
+        for (position, node) in self.nodes.iter().enumerate() {
+            for sub in ["conf", "logs", "store", "run"] {
+                std::fs::create_dir_all(node.dir.join(sub))
+                    .map_err(|e| Error::io(format!("cannot create {}", node.dir.display()), e))?;
+            }
+            let region_position = self
+                .spec
+                .regions
+                .iter()
+                .position(|r| r.name == node.region)
+                .unwrap_or(0);
+            write_private(
+                &node.config_path(),
+                &self.config_yaml(node, region_position, position == 0, &password),
+            )?;
+        }
+        // Every node's daemon gets the images, in parallel.
+        let loads = self.nodes.iter().map(|node| async move {
+            let docker = node.docker()?;
+            for version in [&self.spec.version, &self.spec.target_version] {
+                ensure_image(&docker, version).await?;
+            }
+            remove_named(&docker, &self.container).await
+        });
+        futures_util::future::try_join_all(loads).await?;
+
+        // First node of each region: start it, run init (a fresh install for the first region,
+        // the schema of its own heartbeat database for the others).
+        for (position, region) in self.spec.regions.iter().enumerate() {
+            let node = self
+                .nodes
+                .iter()
+                .find(|n| n.region == region.name)
+                .expect("every region has a node");
+            let docker = node.docker()?;
+            self.start_node(&docker, node, &image_tag(&self.spec.version), &[])
+                .await?;
+            wait_for_log(
+                &docker,
+                &self.container,
+                "OMS service start successfully",
+                Duration::from_secs(60),
+            )
+            .await?;
+            let env = if position == 0 {
+                vec![]
+            } else {
+                vec!["IS_UPGRADE=true".to_owned()]
+            };
+            let (code, output) = exec_init(&docker, &self.container, env).await?;
+            if code != 0 {
+                return Err(Error::Init {
+                    node: node.ip.clone(),
+                    output,
+                });
+            }
+        }
+        let others = self.nodes.iter().filter(|n| {
+            self.nodes
+                .iter()
+                .find(|m| m.region == n.region)
+                .map(|m| m.index)
+                != Some(n.index)
+        });
+        for node in others {
+            self.start_node(&node.docker()?, node, &image_tag(&self.spec.version), &[])
+                .await?;
+        }
+        self.seed(&pool).await?;
+        for node in &self.nodes {
+            wait_healthy(&node.ip, Duration::from_secs(60)).await?;
+        }
+        self.write_plan()?;
+        Ok(())
+    }
+
+    /// Creates and starts this world's container on `node` with the production options (minus
+    /// `--privileged`, which these machines refuse).
+    pub async fn start_node(
+        &self,
+        docker: &Docker,
+        node: &WorldNode,
+        image: &str,
+        extra_env: &[String],
+    ) -> Result<()> {
+        let mut env = vec![format!("OMS_HOST_IP={}", node.ip)];
+        env.extend_from_slice(extra_env);
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(env),
+            tty: Some(true),
+            open_stdin: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(node.binds()),
+                network_mode: Some("host".into()),
+                pids_limit: Some(-1),
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("nproc".into()),
+                    soft: Some(65535),
+                    hard: Some(65535),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&self.container)
+                        .build(),
+                ),
+                body,
+            )
+            .await
+            .map_err(docker_error(format!(
+                "cannot create {} on node {}",
+                self.container, node.ip
+            )))?;
+        docker
+            .start_container(&self.container, None)
+            .await
+            .map_err(docker_error(format!(
+                "cannot start {} on node {}",
+                self.container, node.ip
+            )))
+    }
+
+    fn config_yaml(
+        &self,
+        node: &WorldNode,
+        region_position: usize,
+        _first: bool,
+        password: &str,
+    ) -> String {
+        let first_ip = &self
+            .nodes
+            .iter()
+            .find(|n| n.region == node.region)
+            .expect("region has nodes")
+            .ip;
+        let cm_nodes: String = node
+            .cm_nodes
+            .iter()
+            .map(|ip| format!("  - {ip}\n"))
+            .collect();
+        format!(
+            "oms_meta_host: {host}\noms_meta_port: {port}\noms_meta_user: {user}\noms_meta_password: {password}\n\
+             drc_rm_db: {rm}\ndrc_cm_db: {cm}\ndrc_cm_heartbeat_db: {hb}\n\
+             cm_url: http://{first_ip}:8088\ncm_location: {region_position}\ncm_region: {region}\ncm_region_cn: {region}\n\
+             cm_is_default: {default}\ncm_nodes:\n{cm_nodes}\
+             tsdb_enabled: false\nnginx_server_port: 8089\nghana_server_port: 8090\ncm_server_port: 8088\n\
+             supervisor_server_port: 9000\nsshd_server_port: 2023\n",
+            host = self.services.meta_host,
+            port = self.services.meta_port,
+            user = self.services.meta_user,
+            rm = self.rm,
+            cm = self.cm,
+            hb = self.cm_hb[&node.region],
+            region = node.region,
+            default = region_position == 0,
+        )
+    }
+
+    async fn seed(&self, pool: &MySqlPool) -> Result<()> {
+        let rm = &self.rm;
+        for n in 0..self.spec.projects {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO `{rm}`.oms_project(name, status) VALUES (?, ?)"
+            )))
+            .bind(format!("project-{n:03}"))
+            .bind(if n % 5 == 0 { "PAUSED" } else { "RUNNING" })
+            .execute(pool)
+            .await
+            .map_err(sql_error("cannot seed projects"))?;
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO `{rm}`.cluster_info(name, endpoint) VALUES ('ob-main', '10.0.0.10:2881')"
+        )))
+        .execute(pool)
+        .await
+        .map_err(sql_error("cannot seed cluster_info"))?;
+        for hb in self.cm_hb.values() {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO `{hb}`.heatbeat_sequence(gmt_created, gmt_modified) SELECT NOW(), NOW() FROM `{hb}`.seq_1_to_{}",
+                self.spec.heartbeat_rows_per_region.max(1)
+            )))
+            .execute(pool)
+            .await
+            .map_err(sql_error("cannot seed heartbeats"))?;
+        }
+        let mut ha: serde_json::Value = serde_json::from_str(
+            &sqlx::query_scalar::<_, String>(AssertSqlSafe(format!("SELECT CAST(cfg_value AS CHAR) FROM `{rm}`.oms_normal_config WHERE cfg_name = 'ha.config'")))
+                .fetch_one(pool)
+                .await
+                .map_err(sql_error("cannot read ha.config"))?,
+        )
+        .map_err(|e| Error::Seed(format!("ha.config is not JSON: {e}")))?;
+        ha["enable"] = serde_json::Value::Bool(self.spec.ha_enabled);
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE `{rm}`.oms_normal_config SET cfg_value = ? WHERE cfg_name = 'ha.config'"
+        )))
+        .bind(ha.to_string())
+        .execute(pool)
+        .await
+        .map_err(sql_error("cannot write ha.config"))?;
+        if !self.spec.with_oms_version_row {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM `{rm}`.oms_version")))
+                .execute(pool)
+                .await
+                .map_err(sql_error("cannot delete oms_version rows"))?;
+        }
+        Ok(())
+    }
+
+    /// The plan file describing this world (through the real model, so it is always valid).
+    fn write_plan(&self) -> Result<()> {
+        let target = format!("{}-CE", self.spec.target_version);
+        let regions = self
+            .spec
+            .regions
+            .iter()
+            .map(|region| plan::Region {
+                name: region.name.clone(),
+                cm_hb: self.cm_hb[&region.name].clone(),
+                nodes: self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.region == region.name)
+                    .map(|n| plan::Node {
+                        ip: n.ip.clone(),
+                        docker: format!("unix://{}", n.docker_socket.display()),
+                        tls: None,
+                        container: self.container.clone(),
+                        container_overrides: None,
+                        mounts: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let plan_file = plan::PlanFile {
+            deployment: plan::Deployment {
+                name: format!("oms-{}", self.id),
+                target_version: target,
+                current_version: Some(format!("{}-CE", self.spec.version)),
+            },
+            image: plan::Image {
+                package: image_package(&self.spec.target_version),
+                tag: image_tag(&self.spec.target_version),
+            },
+            meta_db: plan::MetaDb {
+                host: self.services.meta_host.clone(),
+                port: self.services.meta_port,
+                user: self.services.meta_user.clone(),
+                password_env: None,
+                password_file: Some(self.password_file.clone()),
+                password: None,
+                rm: self.rm.clone(),
+                cm: self.cm.clone(),
+            },
+            backup: plan::Backup {
+                dir: self.dir.join("backups"),
+                dump_command: None,
+            },
+            timeouts: plan::Timeouts {
+                readiness: "60s".parse().expect("a valid duration"),
+                init: "120s".parse().expect("a valid duration"),
+                stop: "30s".parse().expect("a valid duration"),
+                online: "60s".parse().expect("a valid duration"),
+            },
+            ha: plan::HaPolicy::default(),
+            container: plan::ContainerOptions {
+                privileged: Some(false),
+                ..Default::default()
+            },
+            mounts: None,
+            regions,
+        };
+        let text = toml::to_string(&plan_file)
+            .map_err(|e| Error::Seed(format!("cannot write the plan: {e}")))?;
+        let header = format!(
+            "#:schema {}\n# A test world written by omsup-testworld.\n\n",
+            workspace_root().join("schemas/plan.schema.json").display()
+        );
+        std::fs::create_dir_all(self.dir.join("backups"))
+            .map_err(|e| Error::io("cannot create the backup dir".into(), e))?;
+        std::fs::write(&self.plan_path, format!("{header}{text}"))
+            .map_err(|e| Error::io(format!("cannot write {}", self.plan_path.display()), e))
+    }
+
+    pub fn databases(&self) -> Vec<String> {
+        let mut all = vec![self.rm.clone(), self.cm.clone()];
+        all.extend(self.cm_hb.values().cloned());
+        all
+    }
+
+    pub async fn meta_pool(&self) -> Result<MySqlPool> {
+        meta_pool(&self.services).await
+    }
+
+    /// Per table: rows and `CHECKSUM TABLE`, for "nothing was lost" comparisons.
+    pub async fn table_checksums(
+        &self,
+        database: &str,
+    ) -> Result<BTreeMap<String, (u64, Option<i64>)>> {
+        let pool = self.meta_pool().await?;
+        let tables: Vec<String> = sqlx::query_scalar("SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = ? ORDER BY 1")
+            .bind(database)
+            .fetch_all(&pool)
+            .await
+            .map_err(sql_error("cannot list tables"))?;
+        let mut sums = BTreeMap::new();
+        for table in tables {
+            let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM `{database}`.`{table}`"
+            )))
+            .fetch_one(&pool)
+            .await
+            .map_err(sql_error("cannot count rows"))?;
+            let (_, checksum): (String, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
+                "CHECKSUM TABLE `{database}`.`{table}`"
+            )))
+            .fetch_one(&pool)
+            .await
+            .map_err(sql_error("cannot checksum a table"))?;
+            sums.insert(table, (rows.max(0) as u64, checksum));
+        }
+        Ok(sums)
+    }
+
+    /// `cm.host`: ip → status.
+    pub async fn host_statuses(&self) -> Result<BTreeMap<String, String>> {
+        let pool = self.meta_pool().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(ip AS CHAR), CAST(host_status AS CHAR) FROM `{}`.host",
+            self.cm
+        )))
+        .fetch_all(&pool)
+        .await
+        .map_err(sql_error("cannot read cm.host"))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Removes the world's containers on every daemon, drops its databases, deletes its dir.
+    pub async fn down(&self) -> Result<()> {
+        for node in &self.nodes {
+            remove_named(&node.docker()?, &self.container).await?;
+        }
+        let pool = self.meta_pool().await?;
+        for database in self.databases() {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS `{database}`"
+            )))
+            .execute(&pool)
+            .await
+            .map_err(sql_error("cannot drop a world database"))?;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// Removes every container whose name starts with `name` (the container and kept old ones).
+pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&std::collections::HashMap::from([("name", vec![name])]))
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(docker_error("cannot list containers"))?;
+    for container in containers {
+        let matches = container
+            .names
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.trim_start_matches('/').starts_with(name));
+        if let (true, Some(id)) = (matches, container.id) {
+            docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
+                .await
+                .map_err(docker_error(format!("cannot remove container {id}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the simulator package of `version` into `docker` unless its tag is there.
+pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
+    let tag = image_tag(version);
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(());
+    }
+    let package = image_package(version);
+    let file = tokio::fs::File::open(&package)
+        .await
+        .map_err(|e| Error::io(format!("cannot open {}", package.display()), e))?;
+    let body = tokio_util::io::ReaderStream::new(file);
+    let mut stream = docker.import_image_stream(
+        ImportImageOptionsBuilder::default().quiet(true).build(),
+        body,
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        item.map_err(docker_error(format!("cannot load {}", package.display())))?;
+    }
+    Ok(())
+}
+
+/// Polls the container's log for `line`.
+pub async fn wait_for_log(
+    docker: &Docker,
+    container: &str,
+    line: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let logs: Vec<String> = docker
+            .logs(container, Some(options))
+            .map_ok(|chunk| chunk.to_string())
+            .try_collect()
+            .await
+            .unwrap_or_default();
+        if logs.concat().contains(line) {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Timeout(format!(
+                "`{container}` never logged `{line}`; log:\n{}",
+                crate::services::tail(&logs.concat(), 10)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `bash /root/docker_init.sh` in the container; returns its exit code and output.
+pub async fn exec_init(
+    docker: &Docker,
+    container: &str,
+    env: Vec<String>,
+) -> Result<(i64, String)> {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(vec!["bash".to_owned(), "/root/docker_init.sh".to_owned()]),
+                env: Some(env),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(docker_error("cannot create the init exec"))?;
+    let mut output = String::new();
+    if let StartExecResults::Attached {
+        output: mut stream, ..
+    } = docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(docker_error("cannot start the init exec"))?
+    {
+        while let Some(Ok(chunk)) = stream.next().await {
+            output.push_str(&chunk.to_string());
+        }
+    }
+    let inspect = docker
+        .inspect_exec(&exec.id)
+        .await
+        .map_err(docker_error("cannot inspect the init exec"))?;
+    Ok((inspect.exit_code.unwrap_or(-1), output))
+}
+
+/// `GET http://<ip>:8089/oms/health` → `data.healthy`, or `None` when nothing answers.
+pub async fn health(ip: &str) -> Option<bool> {
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect((ip, 8089)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    stream
+        .write_all(
+            format!("GET /oms/health HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    json["data"]["healthy"].as_bool()
+}
+
+/// Polls [`health`] until it says healthy.
+pub async fn wait_healthy(ip: &str, timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if health(ip).await == Some(true) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(Error::Timeout(format!(
+        "node {ip} was not healthy within {timeout:?}"
+    )))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ips_are_distinct_per_world_and_node_and_avoid_127_0_0() {
+        let mut seen = std::collections::BTreeSet::new();
+        for world in [1, 2, 249, 250, 251, 49_999] {
+            for node in 1..=4 {
+                let ip = node_ip(world, node);
+                assert!(!ip.starts_with("127.0.0."), "{ip}");
+                assert!(seen.insert(ip.clone()), "{ip} allocated twice");
+            }
+        }
+    }
+}
