@@ -1,0 +1,450 @@
+//! Semantic checks of a plan file that parsed and matched the schema: what the schema cannot
+//! say (uniqueness, cross-field rules, upgrade paths, secrets). `lint` and `plan` both run them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::findings::{FieldPath, Finding};
+use crate::plan::{ContainerOptions, Mounts, PlanFile};
+use crate::upgrade::{UpgradeVerdict, rules};
+use crate::{DockerEndpoint, OmsVersion};
+
+/// Every semantic finding of `plan`, in file order.
+pub fn validate(plan: &PlanFile) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    check_versions(plan, &mut findings);
+    check_meta_db(plan, &mut findings);
+    check_paths(plan, &mut findings);
+    check_container_options(
+        &plan.container,
+        FieldPath::root().key("container"),
+        &mut findings,
+    );
+    check_regions(plan, &mut findings);
+    findings
+}
+
+fn check_versions(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let deployment = FieldPath::root().key("deployment");
+    let target = match plan.deployment.target_version.parse::<OmsVersion>() {
+        Ok(target) => target,
+        Err(error) => {
+            findings.push(Finding::error(
+                "invalid-version",
+                deployment.key("target_version"),
+                error.to_string(),
+            ));
+            return;
+        }
+    };
+    if !rules().is_known_target(target) {
+        let known: Vec<String> = rules()
+            .known_targets()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        findings.push(
+            Finding::warning(
+                "undocumented-target",
+                deployment.clone().key("target_version"),
+                format!(
+                    "no documented upgrade rule for {target}: omsup cannot check the upgrade path"
+                ),
+            )
+            .with_hint(format!("documented targets: {}", known.join(", "))),
+        );
+    }
+    if !plan.image.tag.contains(&target.numeric()) {
+        findings.push(
+            Finding::warning(
+                "image-tag-version",
+                FieldPath::root().key("image").key("tag"),
+                format!(
+                    "the image tag `{}` does not name the target version {}",
+                    plan.image.tag,
+                    target.numeric()
+                ),
+            )
+            .with_hint(format!(
+                "OMS images are tagged like `oms:feature_{}-ce`",
+                target.numeric()
+            )),
+        );
+    }
+    let Some(current_text) = &plan.deployment.current_version else {
+        return;
+    };
+    let path = deployment.key("current_version");
+    let current = match current_text.parse::<OmsVersion>() {
+        Ok(current) => current,
+        Err(error) => {
+            findings.push(Finding::error("invalid-version", path, error.to_string()));
+            return;
+        }
+    };
+    match rules().check(current, target) {
+        UpgradeVerdict::Allowed { .. } => {}
+        UpgradeVerdict::Refused {
+            allowed_from,
+            reason,
+            source,
+        } => {
+            let hint = if allowed_from.is_empty() {
+                format!("source: {source}")
+            } else {
+                format!(
+                    "upgrade to {target} from {} (source: {source})",
+                    allowed_from.join(" or ")
+                )
+            };
+            findings.push(
+                Finding::error(
+                    "upgrade-path",
+                    path,
+                    format!("cannot upgrade from {current} to {target}: {reason}"),
+                )
+                .with_hint(hint),
+            );
+        }
+        UpgradeVerdict::Undocumented { reason } => {
+            findings.push(Finding::warning("undocumented-upgrade-path", path, reason));
+        }
+    }
+}
+
+fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let meta = FieldPath::root().key("meta_db");
+    let db = &plan.meta_db;
+    if db.password.is_some() {
+        findings.push(
+            Finding::error(
+                "literal-password",
+                meta.clone().key("password"),
+                "a literal password in a plan file ends up in version control, logs and reviews",
+            )
+            .at_key()
+            .with_hint("put the password in an environment variable and name it: `password_env = \"OMS_META_PASSWORD\"` (or use `password_file`)"),
+        );
+    }
+    match (&db.password_env, &db.password_file) {
+        (Some(_), Some(_)) => findings.push(
+            Finding::error("password-source", meta.clone().key("password_file"), "both `password_env` and `password_file` are set")
+                .with_hint("keep one of them"),
+        ),
+        (None, None) if db.password.is_none() => findings.push(
+            Finding::error("password-source", meta.clone(), "`[meta_db]` says nowhere how to get the password")
+                .with_hint("add `password_env = \"OMS_META_PASSWORD\"` or `password_file = \"/etc/omsup/meta.password\"`"),
+        ),
+        _ => {}
+    }
+    if let Some(name) = &db.password_env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            findings.push(
+                Finding::error("password-env-name", meta.clone().key("password_env"), format!("`{name}` is not an environment variable name"))
+                    .with_hint("`password_env` names the variable that holds the password, like `OMS_META_PASSWORD`; it is not the password"),
+            );
+        }
+    }
+    for (key, name) in [("rm", &db.rm), ("cm", &db.cm)] {
+        check_database_name(name, meta.clone().key(key), findings);
+    }
+    if db.rm == db.cm {
+        findings.push(Finding::error(
+            "rm-equals-cm",
+            meta.key("cm"),
+            format!(
+                "rm and cm are both `{}`; OMS keeps them in two databases",
+                db.cm
+            ),
+        ));
+    }
+}
+
+fn check_database_name(name: &str, path: FieldPath, findings: &mut Vec<Finding>) {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    if !valid {
+        findings.push(
+            Finding::error(
+                "database-name",
+                path,
+                format!("`{name}` is not a database name omsup can back up"),
+            )
+            .with_hint("use letters, digits and `_`, at most 64 characters"),
+        );
+    }
+}
+
+fn check_paths(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let root = FieldPath::root();
+    check_absolute(
+        &plan.image.package,
+        root.clone().key("image").key("package"),
+        findings,
+    );
+    check_absolute(
+        &plan.backup.dir,
+        root.clone().key("backup").key("dir"),
+        findings,
+    );
+    if let Some(file) = &plan.meta_db.password_file {
+        check_absolute(
+            file,
+            root.clone().key("meta_db").key("password_file"),
+            findings,
+        );
+    }
+    if let Some(client) = &plan.backup.dump_command {
+        // A bare name is looked up on PATH; anything with a slash must be absolute.
+        if client.components().count() > 1 {
+            check_absolute(
+                client,
+                root.clone().key("backup").key("dump_command"),
+                findings,
+            );
+        }
+    }
+    if let Some(mounts) = &plan.mounts {
+        check_mounts(mounts, root.key("mounts"), findings);
+    }
+}
+
+fn check_mounts(mounts: &Mounts, path: FieldPath, findings: &mut Vec<Finding>) {
+    for (key, value) in [
+        ("config", &mounts.config),
+        ("logs", &mounts.logs),
+        ("store", &mounts.store),
+        ("run", &mounts.run),
+    ] {
+        check_absolute(value, path.clone().key(key), findings);
+    }
+}
+
+fn check_absolute(value: &Path, path: FieldPath, findings: &mut Vec<Finding>) {
+    if !value.is_absolute() {
+        findings.push(
+            Finding::error("relative-path", path, format!("`{}` is not an absolute path", value.display()))
+                .with_hint("omsup runs from anywhere (CI, cron, another directory): write the full path, starting with `/`"),
+        );
+    }
+}
+
+fn check_container_options(
+    options: &ContainerOptions,
+    path: FieldPath,
+    findings: &mut Vec<Finding>,
+) {
+    for reserved in ["IS_UPGRADE", "OMS_HOST_IP"] {
+        if options.env.contains_key(reserved) {
+            let why = if reserved == "IS_UPGRADE" {
+                "omsup always sets `IS_UPGRADE=true`: without it the new OMS re-initialises the meta data"
+            } else {
+                "omsup sets `OMS_HOST_IP` to each node's `ip`"
+            };
+            findings.push(
+                Finding::error(
+                    "reserved-env",
+                    path.clone().key("env").key(reserved),
+                    format!("`{reserved}` cannot be set in `env`"),
+                )
+                .at_key()
+                .with_hint(why),
+            );
+        }
+    }
+    match (&options.https_cert, &options.https_key) {
+        (Some(_), None) => findings.push(
+            Finding::error(
+                "https-pair",
+                path.clone().key("https_cert"),
+                "`https_cert` without `https_key`",
+            )
+            .with_hint("HTTPS needs both the certificate and its key"),
+        ),
+        (None, Some(_)) => findings.push(
+            Finding::error(
+                "https-pair",
+                path.clone().key("https_key"),
+                "`https_key` without `https_cert`",
+            )
+            .with_hint("HTTPS needs both the certificate and its key"),
+        ),
+        _ => {}
+    }
+    for (key, value) in [
+        ("https_cert", &options.https_cert),
+        ("https_key", &options.https_key),
+    ] {
+        if let Some(value) = value {
+            check_absolute(value, path.clone().key(key), findings);
+        }
+    }
+    if let Some(network) = &options.network {
+        if network != ContainerOptions::DEFAULT_NETWORK {
+            findings.push(
+                Finding::warning("network-not-host", path.key("network"), format!("network `{network}` instead of `host`"))
+                    .with_hint("OMS documents host networking: its ports (8088, 8089, 8090, 9000, 2023) must be reachable on the node's IP"),
+            );
+        }
+    }
+}
+
+fn check_regions(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let mut region_names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut heartbeat_dbs: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ips: BTreeMap<String, String> = BTreeMap::new();
+    for (r, region) in plan.regions.iter().enumerate() {
+        let path = FieldPath::root().key("region").index(r);
+        if let Some(first) = region_names.insert(&region.name, r) {
+            findings.push(Finding::error(
+                "duplicate-region",
+                path.clone().key("name"),
+                format!(
+                    "region `{}` is declared twice (also region[{first}])",
+                    region.name
+                ),
+            ));
+        }
+        check_database_name(&region.cm_hb, path.clone().key("cm_hb"), findings);
+        if let Some(first) = heartbeat_dbs.insert(&region.cm_hb, r) {
+            findings.push(
+                Finding::error(
+                    "duplicate-cm-hb",
+                    path.clone().key("cm_hb"),
+                    format!(
+                        "heartbeat database `{}` is also region[{first}]'s",
+                        region.cm_hb
+                    ),
+                )
+                .with_hint("each region has its own `drc_cm_heartbeat_db`"),
+            );
+        }
+        for (other, key) in [(&plan.meta_db.rm, "rm"), (&plan.meta_db.cm, "cm")] {
+            if &region.cm_hb == other {
+                findings.push(Finding::error(
+                    "cm-hb-clash",
+                    path.clone().key("cm_hb"),
+                    format!("heartbeat database `{other}` is also the {key} database"),
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (n, node) in region.nodes.iter().enumerate() {
+            let node_path = path.clone().key("node").index(n);
+            check_node(plan, node, &node_path, &mut ips, findings);
+            names.insert(&node.container);
+        }
+    }
+}
+
+fn check_node(
+    plan: &PlanFile,
+    node: &crate::plan::Node,
+    path: &FieldPath,
+    ips: &mut BTreeMap<String, String>,
+    findings: &mut Vec<Finding>,
+) {
+    match node.ip.parse::<IpAddr>() {
+        Err(_) => findings.push(
+            Finding::error("invalid-ip", path.clone().key("ip"), format!("`{}` is not an IP address", node.ip))
+                .with_hint("`ip` is the node's address as OMS knows it (`OMS_HOST_IP`, `cm_nodes`), like `10.0.0.2`"),
+        ),
+        Ok(ip) => {
+            if let Some(first) = ips.insert(ip.to_string(), path.to_string()) {
+                findings.push(Finding::error("duplicate-node-ip", path.clone().key("ip"), format!("node IP {ip} is declared twice (also {first})")));
+            }
+        }
+    }
+    match node.docker.parse::<DockerEndpoint>() {
+        Err(error) => findings.push(Finding::error(
+            "invalid-endpoint",
+            path.clone().key("docker"),
+            error.to_string(),
+        )),
+        Ok(DockerEndpoint::Tcp { .. }) if node.tls.is_none() => findings.push(
+            Finding::warning(
+                "tcp-without-tls",
+                path.clone().key("docker"),
+                "the Docker API over plain TCP lets anyone on the network control the daemon",
+            )
+            .with_hint(
+                "add `tls = { ca = ..., cert = ..., key = ... }` for this node, or use `ssh://`",
+            ),
+        ),
+        Ok(DockerEndpoint::Tcp { .. }) => {}
+        Ok(_) if node.tls.is_some() => findings.push(
+            Finding::error(
+                "tls-without-tcp",
+                path.clone().key("tls"),
+                "`tls` files only apply to a `tcp://` Docker endpoint",
+            )
+            .at_key(),
+        ),
+        Ok(_) => {}
+    }
+    if let Some(tls) = &node.tls {
+        for (key, value) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+            check_absolute(value, path.clone().key("tls").key(key), findings);
+        }
+    }
+    if let Some(overrides) = &node.container_overrides {
+        check_container_options(overrides, path.clone().key("container_overrides"), findings);
+    }
+    if let Some(mounts) = &node.mounts {
+        check_mounts(mounts, path.clone().key("mounts"), findings);
+    }
+    let _ = plan;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PlanFile {
+        toml::from_str(include_str!("../../../plans/two-nodes-ha.toml")).unwrap()
+    }
+
+    fn codes(plan: &PlanFile) -> Vec<&'static str> {
+        validate(plan).iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn the_example_has_no_errors() {
+        let errors: Vec<_> = validate(&example())
+            .into_iter()
+            .filter(|f| f.severity == crate::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_mistake() {
+        let mut plan = example();
+        plan.regions[0].nodes[1].ip = plan.regions[0].nodes[0].ip.clone();
+        plan.meta_db.password = Some("secret".into());
+        plan.container
+            .env
+            .insert("IS_UPGRADE".into(), "false".into());
+        plan.deployment.current_version = Some("4.1.0-CE".into());
+        plan.regions[0].cm_hb = plan.meta_db.rm.clone();
+        let found = codes(&plan);
+        for code in [
+            "duplicate-node-ip",
+            "literal-password",
+            "reserved-env",
+            "upgrade-path",
+            "cm-hb-clash",
+        ] {
+            assert!(found.contains(&code), "{code} missing from {found:?}");
+        }
+    }
+}
