@@ -288,13 +288,15 @@ fn check_container_options(
             check_absolute(value, path.clone().key(key), findings);
         }
     }
-    if let Some(network) = &options.network {
-        if network != ContainerOptions::DEFAULT_NETWORK {
-            findings.push(
-                Finding::warning("network-not-host", path.key("network"), format!("network `{network}` instead of `host`"))
-                    .with_hint("OMS documents host networking: its ports (8088, 8089, 8090, 9000, 2023) must be reachable on the node's IP"),
-            );
-        }
+    if let Some(network) = options
+        .network
+        .as_deref()
+        .filter(|n| *n != ContainerOptions::DEFAULT_NETWORK)
+    {
+        findings.push(
+            Finding::warning("network-not-host", path.key("network"), format!("network `{network}` instead of `host`"))
+                .with_hint("OMS documents host networking: its ports (8088, 8089, 8090, 9000, 2023) must be reachable on the node's IP"),
+        );
     }
 }
 
