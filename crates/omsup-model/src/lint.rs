@@ -75,23 +75,26 @@ pub fn lint_source(text: &str) -> LintedSource {
         .iter_errors(&instance)
         .flat_map(|error| schema_finding(&error))
         .collect();
-    if !schema_findings.is_empty() {
-        return LintedSource {
-            plan: None,
-            findings: sorted(schema_findings.into_iter().map(locate).collect()),
-        };
-    }
+    // Serde ignores unknown keys, so a plan with only unknown-key mistakes still deserializes
+    // and its semantic findings are reported alongside.
     match toml::from_str::<PlanFile>(text) {
         Ok(plan) => {
-            let findings = crate::validate::validate(&plan)
+            let semantic = crate::validate::validate(&plan);
+            let plan = schema_findings.is_empty().then_some(plan);
+            let findings = schema_findings
                 .into_iter()
+                .chain(semantic)
                 .map(locate)
                 .collect();
             LintedSource {
-                plan: Some(plan),
+                plan,
                 findings: sorted(findings),
             }
         }
+        Err(_) if !schema_findings.is_empty() => LintedSource {
+            plan: None,
+            findings: sorted(schema_findings.into_iter().map(locate).collect()),
+        },
         Err(error) => {
             let finding = Finding::error(
                 "invalid-value",

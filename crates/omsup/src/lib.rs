@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod diagnostics;
 pub mod exit_codes;
 pub mod report;
 pub mod style;

@@ -1,36 +1,4 @@
-//! Integration tests of the plan model against the checked-in example plans.
+//! Integration tests of the plan model: the checked-in example plans and the generated schema.
 
-use omsup_model::PlanFile;
-
-#[test]
-fn the_canonical_example_parses_and_resolves_documented_defaults() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../plans/two-nodes-ha.toml"
-    ))
-    .unwrap();
-    let plan: PlanFile = toml::from_str(&text).unwrap();
-    assert_eq!(plan.regions.len(), 1);
-    assert_eq!(plan.nodes().count(), 2);
-    let resolved = plan.container.resolve(None);
-    assert_eq!(resolved.network, "host");
-    assert_eq!(resolved.pids_limit, -1);
-    assert_eq!(resolved.ulimit_nproc, 65535);
-    assert!(resolved.privileged);
-    assert_eq!(plan.timeouts.readiness.to_string(), "15m");
-}
-
-#[test]
-fn node_overrides_win_over_plan_wide_container_options() {
-    let base = omsup_model::plan::ContainerOptions {
-        privileged: Some(true),
-        ..Default::default()
-    };
-    let node = omsup_model::plan::ContainerOptions {
-        privileged: Some(false),
-        ..Default::default()
-    };
-    let resolved = base.resolve(Some(&node));
-    assert!(!resolved.privileged);
-    assert_eq!(resolved.pids_limit, -1);
-}
+mod examples;
+mod repo_rules;
