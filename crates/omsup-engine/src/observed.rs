@@ -32,7 +32,7 @@ pub struct ObservedNode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DockerReach {
-    Reachable(ObservedDocker),
+    Reachable(Box<ObservedDocker>),
     /// The daemon did not answer; `error` says why (already rendered, no secrets).
     Unreachable {
         error: String,
@@ -100,7 +100,7 @@ pub struct ObservedOmsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum MetaDbReach {
-    Reachable(ObservedMetaDb),
+    Reachable(Box<ObservedMetaDb>),
     Unreachable { error: String },
 }
 
