@@ -79,7 +79,11 @@ pub fn lint_source(text: &str) -> LintedSource {
     // and its semantic findings are reported alongside.
     match toml::from_str::<PlanFile>(text) {
         Ok(plan) => {
-            let semantic = crate::validate::validate(&plan);
+            // One finding per place: the schema's, when it already objected to that value.
+            let semantic: Vec<Finding> = crate::validate::validate(&plan)
+                .into_iter()
+                .filter(|finding| !schema_findings.iter().any(|s| s.path == finding.path))
+                .collect();
             let plan = schema_findings.is_empty().then_some(plan);
             let findings = schema_findings
                 .into_iter()
@@ -177,6 +181,20 @@ fn schema_finding(error: &jsonschema::ValidationError<'_>) -> Vec<Finding> {
                 .into_iter()
                 .flatten()
                 .map(|o| format!("`{}`", o.as_str().unwrap_or_default()))
+                .collect();
+            let what = path.to_string();
+            vec![Finding::error(
+                "invalid-value",
+                path,
+                format!("`{what}` must be one of {}", choices.join(", ")),
+            )]
+        }
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+            if !schema_choices(&path).is_empty() =>
+        {
+            let choices: Vec<String> = schema_choices(&path)
+                .iter()
+                .map(|c| format!("`{c}`"))
                 .collect();
             let what = path.to_string();
             vec![Finding::error(
@@ -287,27 +305,49 @@ fn nearest(key: &str, known: &[String]) -> Option<String> {
 
 /// The keys the schema allows in the table at `path`.
 pub fn schema_properties(path: &FieldPath) -> Vec<String> {
-    let mut node = resolve(&SCHEMA);
-    for segment in &path.0 {
-        node = match segment {
-            PathSegment::Key(key) => match node.get("properties").and_then(|p| p.get(key)) {
-                Some(next) => resolve(next),
-                None => return Vec::new(),
-            },
-            PathSegment::Index(_) => match node.get("items") {
-                Some(next) => resolve(next),
-                None => return Vec::new(),
-            },
-        };
-    }
-    node.get("properties")
+    schema_at(path)
+        .and_then(|node| node.get("properties"))
         .and_then(Value::as_object)
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default()
 }
 
+/// The constant values the schema allows at `path` (an enum written as `oneOf` constants).
+fn schema_choices(path: &FieldPath) -> Vec<String> {
+    let Some(node) = schema_at(path) else {
+        return Vec::new();
+    };
+    let branches = node
+        .get("oneOf")
+        .or_else(|| node.get("enum"))
+        .and_then(Value::as_array);
+    branches
+        .into_iter()
+        .flatten()
+        .filter_map(|branch| {
+            branch
+                .get("const")
+                .or(Some(branch))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The schema node describing the value at `path`, `$ref`s resolved.
+fn schema_at(path: &FieldPath) -> Option<&'static Value> {
+    let mut node = resolve(&SCHEMA);
+    for segment in &path.0 {
+        node = match segment {
+            PathSegment::Key(key) => resolve(node.get("properties")?.get(key)?),
+            PathSegment::Index(_) => resolve(node.get("items")?),
+        };
+    }
+    Some(node)
+}
+
 /// Follows `$ref` and the `anyOf: [X, null]` schemars writes for optional fields.
-fn resolve(mut node: &Value) -> &Value {
+fn resolve(mut node: &'static Value) -> &'static Value {
     loop {
         if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
             let name = reference.trim_start_matches("#/$defs/");

@@ -21,7 +21,7 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
 fn visible_span(source: &str, span: &Range<usize>) -> Range<usize> {
     let start = span.start.min(source.len());
     let end = span.end.clamp(start, source.len());
-    if start < end || start == source.len() {
+    if start < end || start == source.len() || source[start..].starts_with(['\n', '\r']) {
         return start..end;
     }
     let width = source[start..].chars().next().map_or(0, char::len_utf8);

@@ -1,0 +1,4 @@
+//! The `omsup` binary, run for real: what users see on stdout and stderr, and the exit codes.
+
+mod lint;
+mod support;
