@@ -1,0 +1,178 @@
+//! Read-only observers: what each node's Docker daemon, the meta database and the operator's
+//! own machine look like right now, as an [`ObservedWorld`] for the engine.
+//!
+//! Every node, the meta database and the operator side are observed concurrently. Nothing that
+//! cannot be reached stops the others: an unreachable part is data in the world (so `plan`
+//! shows every problem at once) and an [`ObserveError`] in [`Observation::problems`] (with its
+//! cause chain and a hint, for the CLI to render). Connections time out in seconds.
+
+mod config_yaml;
+mod docker;
+mod meta_db;
+mod operator;
+
+use std::time::Duration;
+
+use omsup_engine::observed::{ObservedNode, ObservedWorld};
+use omsup_model::PlanFile;
+
+use crate::secrets::Secrets;
+
+pub use config_yaml::{ConfigYamlError, parse_config_yaml, single_file_from_tar};
+pub use docker::connect_docker;
+
+/// How long connecting to a Docker daemon or the meta database may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any single read (an inspect, a query, the config.yaml download) may take.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the observers saw, and what they could not see.
+#[derive(Debug)]
+pub struct Observation {
+    pub world: ObservedWorld,
+    /// Every part that could not be observed, in plan order (nodes, then the meta database).
+    pub problems: Vec<ObserveError>,
+}
+
+/// A part of the world that could not be observed. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("cannot parse the Docker endpoint `{endpoint}` of node {node}")]
+    DockerEndpoint {
+        node: String,
+        endpoint: String,
+        #[source]
+        source: omsup_model::endpoint::EndpointParseError,
+    },
+    #[error("cannot reach the Docker daemon of node {node} at `{endpoint}`")]
+    DockerUnreachable {
+        node: String,
+        endpoint: String,
+        #[source]
+        source: ConnectCause<bollard::errors::Error>,
+    },
+    #[error("cannot {what} on node {node}")]
+    DockerRead {
+        node: String,
+        what: String,
+        #[source]
+        source: ConnectCause<bollard::errors::Error>,
+    },
+    #[error("cannot read config.yaml of container `{container}` on node {node}")]
+    ConfigYaml {
+        node: String,
+        container: String,
+        #[source]
+        source: ConfigYamlError,
+    },
+    #[error("cannot reach the meta database at `{host}:{port}` as `{user}`")]
+    MetaUnreachable {
+        host: String,
+        port: u16,
+        user: String,
+        #[source]
+        source: ConnectCause<sqlx::Error>,
+    },
+    #[error("cannot read {what} in the meta database")]
+    MetaRead {
+        what: String,
+        #[source]
+        source: ConnectCause<sqlx::Error>,
+    },
+    #[error("`{0}` is not a valid database name")]
+    DatabaseName(String),
+}
+
+/// The underlying failure: the library's error, or our own time limit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectCause<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Failed(E),
+    #[error("no answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
+}
+
+impl ObserveError {
+    /// What the operator should check, for the `hint:` line.
+    pub fn hint(&self) -> String {
+        match self {
+            Self::DockerEndpoint { .. } => {
+                "a node's `docker` is `unix:///path`, `tcp://host:port` or `ssh://user@host`; run `omsup lint` on the plan file".into()
+            }
+            Self::DockerUnreachable { endpoint, .. } => format!(
+                "is the Docker daemon running and reachable from this machine? try `docker -H {endpoint} info`, and check the node's `docker` (and `tls`) in the plan file"
+            ),
+            Self::DockerRead { .. } => {
+                "the daemon answered but refused a read; check its logs and the API version it speaks".into()
+            }
+            Self::ConfigYaml { .. } => {
+                "the OMS container mounts its config at `/home/admin/conf/config.yaml`; check that mount".into()
+            }
+            Self::MetaUnreachable { .. } => {
+                "is the meta DB reachable from this machine? check `[meta_db] host/port`, `user` and the password source".into()
+            }
+            Self::MetaRead { .. } => {
+                "check that `[meta_db] user` may read the rm, cm and cm_hb databases and `information_schema`".into()
+            }
+            Self::DatabaseName(_) => {
+                "database names are letters, digits, `_` and `$`; check `[meta_db] rm/cm` and each region's `cm_hb`".into()
+            }
+        }
+    }
+
+    /// One line: the message and its causes joined by `: ` (for [`ObservedWorld`]'s
+    /// `Unreachable { error }`).
+    pub fn one_line(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            line.push_str(": ");
+            line.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        line
+    }
+}
+
+/// Runs `future` under `limit`, turning both failures into a [`ConnectCause`].
+pub(crate) async fn within<T, E: std::error::Error + 'static>(
+    limit: Duration,
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, ConnectCause<E>> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(ConnectCause::Failed(error)),
+        Err(_) => Err(ConnectCause::TimedOut(limit)),
+    }
+}
+
+/// Observes everything the plan names, concurrently: each node's daemon, the meta database and
+/// the operator side. Never fails as a whole; see [`Observation::problems`].
+pub async fn observe(plan: &PlanFile, secrets: &Secrets) -> Observation {
+    let nodes = futures_util::future::join_all(
+        plan.nodes()
+            .map(|(_region, node)| docker::observe_node(plan, node)),
+    );
+    let meta = meta_db::observe_meta_db(plan, &secrets.meta_password);
+    let operator = operator::observe_operator_side(plan);
+    let (nodes, (meta_db, meta_problem), operator) = tokio::join!(nodes, meta, operator);
+
+    let mut problems = Vec::new();
+    let mut observed_nodes = Vec::with_capacity(nodes.len());
+    for (node, node_problems) in nodes {
+        observed_nodes.push(node);
+        problems.extend(node_problems);
+    }
+    problems.extend(meta_problem);
+    Observation {
+        world: ObservedWorld {
+            nodes: observed_nodes,
+            meta_db,
+            operator,
+        },
+        problems,
+    }
+}
+
+/// Shared by the node observer: a node with the problems met observing it.
+pub(crate) type NodeObservation = (ObservedNode, Vec<ObserveError>);
