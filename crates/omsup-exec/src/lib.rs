@@ -1,4 +1,4 @@
-//! Observers and step executors: everything that touches the real world (Docker daemons
+//! Observers ([`observe`]) and step executors: everything that touches the real world (Docker daemons
 //! through bollard, the meta database through sqlx, the dump and restore clients).
 //!
 //! Knows nothing of clap or terminals (ARCHITECTURE.md).
@@ -6,4 +6,6 @@
 pub mod backup;
 pub mod docker_actions;
 pub mod meta_actions;
+pub mod observe;
 pub mod scheduler;
+pub mod secrets;
