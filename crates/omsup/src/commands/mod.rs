@@ -1,6 +1,8 @@
 //! One module per command; `run` dispatches and returns the exit code to use.
 
+pub mod graph;
 pub mod lint;
+pub mod plan;
 
 use crate::cli::Command;
 use crate::report::CliError;
@@ -9,13 +11,13 @@ use crate::style::Style;
 pub fn run(command: Command, style: &Style) -> Result<u8, CliError> {
     match command {
         Command::Lint(args) => lint::run(&args, style),
-        Command::Plan(_) => Err(not_yet("plan")),
+        Command::Plan(args) => plan::run(&args, style),
         Command::Apply(_) => Err(not_yet("apply")),
         Command::Resume(_) => Err(not_yet("resume")),
         Command::Rollback(_) => Err(not_yet("rollback")),
         Command::Status(_) => Err(not_yet("status")),
         Command::History(_) => Err(not_yet("history")),
-        Command::Graph(_) => Err(not_yet("graph")),
+        Command::Graph(args) => graph::run(&args, style),
     }
 }
 
