@@ -5,7 +5,10 @@ use std::fmt;
 use std::ops::Range;
 
 /// How bad a finding is: errors block `plan` and fail `lint`; warnings do neither.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
     Error,

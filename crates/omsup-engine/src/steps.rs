@@ -1,0 +1,557 @@
+//! The step DAG, derived from the diff (never written by the user), and the plan around it.
+//!
+//! Dependencies are exactly what safety needs, so independent work runs in parallel:
+//!
+//! - `node[ip].load-image` only needs `preflight`: images load outside the downtime window,
+//!   in parallel with HA off and the backups.
+//! - `node[ip].stop-old` needs `ha.off` (T1 is the first stop; the downtime window opens).
+//! - `region[r].prune-heartbeats` needs every stop in its region (nothing writes heartbeats).
+//! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its prune.
+//!   The backups run in parallel.
+//! - `node[ip].start-new` needs its stop, its image, and every backup (a new container writes
+//!   to the meta database, so it must not start before the backups are taken).
+//! - `node[ip].wait-ready` polls the new container; `region[r].init` (all nodes of the region
+//!   share `cm_nodes`) or `node[ip].init` (they differ) needs the region's nodes ready; inits
+//!   run one after another, in region order, since each migrates the shared rm and cm schemas.
+//! - `online.verify` needs every init; `ha.restore` needs it, and closes the plan.
+//!
+//! A partially upgraded deployment plans only what is left: upgraded nodes get no steps; HA
+//! already off gets no `ha.off` (and no `ha.restore` unless the policy turns it on).
+
+use std::collections::BTreeMap;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::diff::{DatabaseRole, Diff, NodeState};
+use crate::observed::ObservedWorld;
+
+/// What a step does, with the data its executor needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepKind {
+    Preflight,
+    LoadImage {
+        node: String,
+    },
+    HaOff,
+    StopOld {
+        node: String,
+    },
+    PruneHeartbeats {
+        region: String,
+        database: String,
+    },
+    Backup {
+        database: String,
+    },
+    StartNew {
+        node: String,
+    },
+    WaitReady {
+        node: String,
+    },
+    /// `docker_init.sh` in `run_on`'s new container, once for `scope`.
+    Init {
+        scope: InitScope,
+        run_on: String,
+    },
+    VerifyOnline,
+    HaRestore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "name", rename_all = "snake_case")]
+pub enum InitScope {
+    Region(String),
+    Node(String),
+}
+
+impl StepKind {
+    /// The short name used in step ids and JSON (`stop-old`, `backup`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Preflight => "preflight",
+            Self::LoadImage { .. } => "load-image",
+            Self::HaOff => "ha-off",
+            Self::StopOld { .. } => "stop-old",
+            Self::PruneHeartbeats { .. } => "prune-heartbeats",
+            Self::Backup { .. } => "backup",
+            Self::StartNew { .. } => "start-new",
+            Self::WaitReady { .. } => "wait-ready",
+            Self::Init { .. } => "init",
+            Self::VerifyOnline => "verify-online",
+            Self::HaRestore => "ha-restore",
+        }
+    }
+
+    /// Inside the downtime window: from the first stop to the last node ONLINE.
+    pub fn in_downtime(&self) -> bool {
+        !matches!(
+            self,
+            Self::Preflight | Self::LoadImage { .. } | Self::HaOff | Self::HaRestore
+        )
+    }
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Stable across runs: `node[10.0.0.2].start-new`, `db[rm_428].backup`, `ha.off`.
+    pub id: String,
+    pub kind: StepKind,
+    pub depends_on: Vec<String>,
+    /// What it changes, one line.
+    pub changes: String,
+    /// How rollback undoes it, one line.
+    pub compensation: String,
+    pub downtime: bool,
+    /// Its level in the graph: steps of one lane may run at the same time.
+    pub lane: usize,
+}
+
+/// Everything `plan` shows and `apply` executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradePlan {
+    pub deployment: String,
+    /// sha256 of the plan file's bytes.
+    pub plan_file_sha256: String,
+    pub diff: Diff,
+    /// In topological order.
+    pub steps: Vec<Step>,
+    /// Every observed fact the plan depends on.
+    pub facts: BTreeMap<String, String>,
+    /// sha256 over `facts`.
+    pub fingerprint: String,
+}
+
+impl UpgradePlan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn downtime_steps(&self) -> usize {
+        self.steps.iter().filter(|s| s.downtime).count()
+    }
+
+    pub fn has_blocking_findings(&self) -> bool {
+        self.diff
+            .findings
+            .iter()
+            .any(|f| f.severity == omsup_model::Severity::Error)
+    }
+
+    /// How many nodes get steps.
+    pub fn nodes_touched(&self) -> usize {
+        self.diff
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::NeedsUpgrade)
+            .count()
+    }
+
+    /// The steps grouped by lane, in order.
+    pub fn lanes(&self) -> Vec<Vec<&Step>> {
+        let mut lanes: Vec<Vec<&Step>> = Vec::new();
+        for step in &self.steps {
+            if lanes.len() <= step.lane {
+                lanes.resize_with(step.lane + 1, Vec::new);
+            }
+            lanes[step.lane].push(step);
+        }
+        lanes
+    }
+}
+
+/// sha256 of the facts, in name order.
+pub fn fingerprint(facts: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, value) in facts {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+struct Builder {
+    steps: Vec<Step>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        id: String,
+        kind: StepKind,
+        depends_on: Vec<String>,
+        changes: String,
+        compensation: &str,
+    ) -> String {
+        let downtime = kind.in_downtime();
+        self.steps.push(Step {
+            id: id.clone(),
+            kind,
+            depends_on,
+            changes,
+            compensation: compensation.to_owned(),
+            downtime,
+            lane: 0,
+        });
+        id
+    }
+}
+
+/// Derives the steps from the diff; returns them in topological order with lanes set.
+pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
+    let upgrading: Vec<_> = diff
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::NeedsUpgrade)
+        .collect();
+    let ha = diff.ha.as_ref();
+    if upgrading.is_empty()
+        && !diff.init_needed
+        && !ha.is_some_and(|h| h.restore && h.enable_before != h.enable_after)
+    {
+        return Vec::new();
+    }
+    let mut b = Builder { steps: Vec::new() };
+    let preflight = b.add(
+        "preflight".into(),
+        StepKind::Preflight,
+        vec![],
+        "checks every observed fact again".into(),
+        "none: reads only",
+    );
+    let mut before_stop = vec![preflight.clone()];
+    let ha_off = ha.filter(|h| h.turn_off).map(|_| {
+        b.add(
+            "ha.off".into(),
+            StepKind::HaOff,
+            vec![preflight.clone()],
+            "ha.config: enable true -> false (the old value is journaled)".into(),
+            "restore ha.config to the journaled value",
+        )
+    });
+    before_stop.extend(ha_off.clone());
+
+    let mut loads = BTreeMap::new();
+    let mut stops = BTreeMap::new();
+    for node in &upgrading {
+        if node.load_image {
+            let id = b.add(
+                format!("node[{}].load-image", node.ip),
+                StepKind::LoadImage {
+                    node: node.ip.clone(),
+                },
+                vec![preflight.clone()],
+                format!(
+                    "docker load {} -> {}",
+                    plan.image.package.display(),
+                    node.image_after
+                ),
+                "none: the image stays loaded (harmless)",
+            );
+            loads.insert(node.ip.clone(), id);
+        }
+        let id = b.add(
+            format!("node[{}].stop-old", node.ip),
+            StepKind::StopOld {
+                node: node.ip.clone(),
+            },
+            before_stop.clone(),
+            format!("docker stop {} (records T1)", node.container),
+            "start the old container again",
+        );
+        stops.insert(node.ip.clone(), id);
+    }
+
+    let mut backups = Vec::new();
+    let mut last_init: Option<String> = None;
+    if !upgrading.is_empty() {
+        let all_stops: Vec<String> = stops.values().cloned().collect();
+        for db in &diff.databases {
+            let deps = match &db.role {
+                DatabaseRole::CmHb { region } => {
+                    let region_stops: Vec<String> = upgrading
+                        .iter()
+                        .filter(|n| &n.region == region)
+                        .map(|n| stops[&n.ip].clone())
+                        .collect();
+                    let deps = if region_stops.is_empty() {
+                        before_stop.clone()
+                    } else {
+                        region_stops
+                    };
+                    let prune = b.add(
+                        format!("region[{region}].prune-heartbeats"),
+                        StepKind::PruneHeartbeats {
+                            region: region.clone(),
+                            database: db.name.clone(),
+                        },
+                        deps,
+                        format!(
+                            "delete from {}.heatbeat_sequence below max(id){}",
+                            db.name,
+                            db.heartbeat_rows
+                                .map_or(String::new(), |n| format!(" (~{n} rows)"))
+                        ),
+                        "restore the database from its backup",
+                    );
+                    vec![prune]
+                }
+                _ => all_stops.clone(),
+            };
+            backups.push(b.add(
+                format!("db[{}].backup", db.name),
+                StepKind::Backup {
+                    database: db.name.clone(),
+                },
+                deps,
+                format!(
+                    "dump {} ({}) to the backup directory, checksummed",
+                    db.name,
+                    crate::diff::human_bytes(db.size_bytes)
+                ),
+                "none: the backup is what rollback restores from",
+            ));
+        }
+    }
+    let mut ready: BTreeMap<String, String> = BTreeMap::new();
+    for node in &upgrading {
+        let mut deps = vec![stops[&node.ip].clone()];
+        deps.extend(loads.get(&node.ip).cloned());
+        deps.extend(backups.iter().cloned());
+        let start = b.add(
+            format!("node[{}].start-new", node.ip),
+            StepKind::StartNew {
+                node: node.ip.clone(),
+            },
+            deps,
+            format!(
+                "rename {} -> {}; docker run {} with the same mounts and IS_UPGRADE=true",
+                node.container,
+                node.kept_as.as_deref().unwrap_or("?"),
+                node.image_after
+            ),
+            "remove the new container; rename the old one back and start it",
+        );
+        let wait = b.add(
+            format!("node[{}].wait-ready", node.ip),
+            StepKind::WaitReady {
+                node: node.ip.clone(),
+            },
+            vec![start],
+            format!(
+                "poll the log for `OMS service start successfully` (timeout {})",
+                plan.timeouts.readiness
+            ),
+            "none: reads only",
+        );
+        ready.insert(node.ip.clone(), wait);
+    }
+
+    if diff.init_needed {
+        for region in &plan.regions {
+            let nodes: Vec<_> = diff
+                .nodes
+                .iter()
+                .filter(|n| n.region == region.name)
+                .collect();
+            let shared = nodes.windows(2).all(|pair| {
+                let mut a = pair[0].cm_nodes.clone();
+                let mut c = pair[1].cm_nodes.clone();
+                a.sort();
+                c.sort();
+                !a.is_empty() && a == c
+            });
+            let targets: Vec<(InitScope, &str, String)> = if shared {
+                let run_on = nodes
+                    .iter()
+                    .find(|n| ready.contains_key(&n.ip))
+                    .or(nodes.first())
+                    .map(|n| n.ip.as_str())
+                    .unwrap_or_default();
+                vec![(
+                    InitScope::Region(region.name.clone()),
+                    run_on,
+                    format!("region[{}].init", region.name),
+                )]
+            } else {
+                nodes
+                    .iter()
+                    .map(|n| {
+                        (
+                            InitScope::Node(n.ip.clone()),
+                            n.ip.as_str(),
+                            format!("node[{}].init", n.ip),
+                        )
+                    })
+                    .collect()
+            };
+            for (scope, run_on, id) in targets {
+                let mut deps: Vec<String> = match &scope {
+                    InitScope::Region(_) => nodes
+                        .iter()
+                        .filter_map(|n| ready.get(&n.ip).cloned())
+                        .collect(),
+                    InitScope::Node(ip) => ready.get(ip).cloned().into_iter().collect(),
+                };
+                deps.extend(last_init.clone());
+                if deps.is_empty() {
+                    deps.push(preflight.clone());
+                }
+                let changes = format!(
+                    "bash /root/docker_init.sh in {run_on}'s new container: meta schema {} -> {}",
+                    diff.from.map_or_else(|| "?".into(), |v| v.to_string()),
+                    diff.to
+                );
+                last_init = Some(b.add(
+                    id,
+                    StepKind::Init {
+                        scope,
+                        run_on: run_on.to_owned(),
+                    },
+                    deps,
+                    changes,
+                    "restore rm, cm and cm_hb from their backups",
+                ));
+            }
+        }
+        let verify = b.add(
+            "online.verify".into(),
+            StepKind::VerifyOnline,
+            last_init.clone().into_iter().collect(),
+            format!(
+                "every server ONLINE in cm.host and healthy (timeout {})",
+                plan.timeouts.online
+            ),
+            "none: reads only",
+        );
+        last_init = Some(verify);
+    }
+    if let Some(ha) = ha.filter(|h| h.restore) {
+        let mut deps: Vec<String> = last_init.into_iter().collect();
+        if deps.is_empty() {
+            deps.push(preflight);
+        }
+        b.add(
+            "ha.restore".into(),
+            StepKind::HaRestore,
+            deps,
+            format!("ha.config: enable false -> {} (refetchStoreIntervalMin above T2 - T1 unless perceiveStoreClientCheckpoint)", ha.enable_after),
+            "turn HA off again",
+        );
+    }
+    order(b.steps)
+}
+
+/// Topological order (ties in creation order) and lanes, with petgraph; panics on a cycle,
+/// which would be a bug in [`derive_steps`] (tested).
+fn order(steps: Vec<Step>) -> Vec<Step> {
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    let indices: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+    let by_id: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    for (i, step) in steps.iter().enumerate() {
+        for dep in &step.depends_on {
+            graph.add_edge(indices[by_id[dep.as_str()]], indices[i], ());
+        }
+    }
+    let sorted = petgraph::algo::toposort(&graph, None).expect("the step graph is acyclic");
+    let mut lanes = vec![0usize; steps.len()];
+    for index in &sorted {
+        let i = graph[*index];
+        lanes[i] = steps[i]
+            .depends_on
+            .iter()
+            .map(|d| lanes[by_id[d.as_str()]] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut ordered: Vec<(usize, usize)> = (0..steps.len()).map(|i| (lanes[i], i)).collect();
+    ordered.sort();
+    let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    ordered
+        .into_iter()
+        .map(|(lane, i)| {
+            let mut step = steps[i].take().expect("each step once");
+            step.lane = lane;
+            step
+        })
+        .collect()
+}
+
+/// Plans the upgrade: diff, steps, facts.
+pub fn plan(
+    plan_file: &omsup_model::PlanFile,
+    plan_file_bytes: &[u8],
+    observed: &ObservedWorld,
+) -> UpgradePlan {
+    let diff = crate::diff::diff(plan_file, observed);
+    let steps = if diff
+        .findings
+        .iter()
+        .any(|f| f.severity == omsup_model::Severity::Error && f.code == "docker-unreachable")
+    {
+        Vec::new()
+    } else {
+        derive_steps(&diff, plan_file)
+    };
+    let facts = observed.facts();
+    UpgradePlan {
+        deployment: plan_file.deployment.name.clone(),
+        plan_file_sha256: hex::encode(Sha256::digest(plan_file_bytes)),
+        diff,
+        steps,
+        fingerprint: fingerprint(&facts),
+        facts,
+    }
+}
+
+/// A plan saved by `plan --out`, bound to what was observed. Version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format_version: u32,
+    pub plan_file: String,
+    pub plan: UpgradePlan,
+}
+
+/// One observed fact that changed since a plan was saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactChange {
+    pub name: String,
+    pub saved: Option<String>,
+    pub now: Option<String>,
+}
+
+impl SavedPlan {
+    pub fn new(plan_file: String, plan: UpgradePlan) -> Self {
+        Self {
+            format_version: 1,
+            plan_file,
+            plan,
+        }
+    }
+
+    /// Every fact whose value differs from `now` (added, removed or changed).
+    pub fn changed_facts(&self, now: &BTreeMap<String, String>) -> Vec<FactChange> {
+        let mut names: Vec<&String> = self.plan.facts.keys().chain(now.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|name| self.plan.facts.get(*name) != now.get(*name))
+            .map(|name| FactChange {
+                name: name.clone(),
+                saved: self.plan.facts.get(name).cloned(),
+                now: now.get(name).cloned(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! The engine on synthetic worlds: which steps a deployment gets, in which order.
+
+mod steps;
+mod synthetic;

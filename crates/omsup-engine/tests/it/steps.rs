@@ -1,0 +1,257 @@
+//! Which steps, which dependencies, which lanes.
+
+use omsup_engine::plan;
+use omsup_engine::steps::UpgradePlan;
+
+use crate::synthetic;
+
+fn ids(plan: &UpgradePlan) -> Vec<&str> {
+    plan.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn deps<'p>(plan: &'p UpgradePlan, id: &str) -> Vec<&'p str> {
+    let mut deps: Vec<&str> = plan
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+        .depends_on
+        .iter()
+        .map(String::as_str)
+        .collect();
+    deps.sort();
+    deps
+}
+
+#[test]
+fn two_nodes_one_region_get_every_step_with_safe_dependencies() {
+    let file = synthetic::plan(1, 2);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.2.8"));
+    assert!(
+        planned.diff.findings.is_empty(),
+        "{:#?}",
+        planned.diff.findings
+    );
+    assert_eq!(
+        ids(&planned),
+        [
+            "preflight",
+            "ha.off",
+            "node[10.0.0.2].load-image",
+            "node[10.0.1.2].load-image",
+            "node[10.0.0.2].stop-old",
+            "node[10.0.1.2].stop-old",
+            "db[rm].backup",
+            "db[cm].backup",
+            "region[r0].prune-heartbeats",
+            "db[hb0].backup",
+            "node[10.0.0.2].start-new",
+            "node[10.0.1.2].start-new",
+            "node[10.0.0.2].wait-ready",
+            "node[10.0.1.2].wait-ready",
+            "region[r0].init",
+            "online.verify",
+            "ha.restore",
+        ]
+    );
+    assert_eq!(deps(&planned, "node[10.0.0.2].stop-old"), ["ha.off"]);
+    assert_eq!(
+        deps(&planned, "db[rm].backup"),
+        ["node[10.0.0.2].stop-old", "node[10.0.1.2].stop-old"]
+    );
+    assert_eq!(
+        deps(&planned, "db[hb0].backup"),
+        ["region[r0].prune-heartbeats"]
+    );
+    assert_eq!(
+        deps(&planned, "node[10.0.0.2].start-new"),
+        [
+            "db[cm].backup",
+            "db[hb0].backup",
+            "db[rm].backup",
+            "node[10.0.0.2].load-image",
+            "node[10.0.0.2].stop-old"
+        ]
+    );
+    assert_eq!(
+        deps(&planned, "region[r0].init"),
+        ["node[10.0.0.2].wait-ready", "node[10.0.1.2].wait-ready"]
+    );
+    let load = planned
+        .steps
+        .iter()
+        .find(|s| s.id == "node[10.0.0.2].load-image")
+        .unwrap();
+    assert!(
+        !load.downtime && load.lane == 1,
+        "image loads run outside the window, beside ha.off"
+    );
+    assert_eq!(
+        planned.downtime_steps(),
+        12,
+        "stops, prune, backups, starts, waits, init, verify"
+    );
+}
+
+#[test]
+fn a_node_already_upgraded_gets_no_steps() {
+    let file = synthetic::plan(1, 2);
+    let mut world = synthetic::world(&file, "4.2.8");
+    let docker = synthetic::node_mut(&mut world, "10.0.1.2");
+    docker.container = Some(synthetic::container(
+        "10.0.1.2",
+        "4.2.9",
+        vec!["10.0.0.2".into(), "10.0.1.2".into()],
+    ));
+    docker.target_image_id = Some("sha256:4.2.9".into());
+    let planned = plan(&file, b"x", &world);
+    assert!(
+        ids(&planned).iter().all(|id| !id.contains("10.0.1.2")),
+        "{:?}",
+        ids(&planned)
+    );
+    assert!(ids(&planned).contains(&"node[10.0.0.2].start-new"));
+    assert!(ids(&planned).contains(&"region[r0].init"));
+}
+
+#[test]
+fn a_fully_upgraded_deployment_has_nothing_to_do() {
+    let file = synthetic::plan(1, 2);
+    let mut world = synthetic::world(&file, "4.2.9");
+    for ip in ["10.0.0.2", "10.0.1.2"] {
+        synthetic::node_mut(&mut world, ip).target_image_id = Some("sha256:4.2.9".into());
+    }
+    let planned = plan(&file, b"x", &world);
+    assert!(planned.is_empty(), "{:?}", ids(&planned));
+}
+
+#[test]
+fn a_route_the_rules_refuse_is_a_blocking_finding_naming_the_allowed_sources() {
+    let file = synthetic::plan(1, 1);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.1.0"));
+    let finding = planned
+        .diff
+        .findings
+        .iter()
+        .find(|f| f.code == "upgrade-path")
+        .expect("an upgrade-path finding");
+    assert!(
+        finding
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("4.2.0-CE to 4.2.8-CE"),
+        "{finding:?}"
+    );
+    assert!(planned.has_blocking_findings());
+}
+
+#[test]
+fn a_changed_mount_blocks_and_names_the_node_and_path() {
+    let mut file = synthetic::plan(1, 1);
+    file.regions[0].nodes[0].mounts = Some(omsup_model::plan::Mounts {
+        config: "/data/10.0.0.2/home/admin/conf/config.yaml".into(),
+        logs: "/data/10.0.0.2/home/admin/logs".into(),
+        store: "/data/10.0.0.2/home/ds/store".into(),
+        run: "/data/10.0.0.2/home/ds/run".into(),
+    });
+    let mut world = synthetic::world(&file, "4.2.8");
+    let container = synthetic::node_mut(&mut world, "10.0.0.2")
+        .container
+        .as_mut()
+        .unwrap();
+    container.binds[2].host = "/elsewhere/store".into();
+    let planned = plan(&file, b"x", &world);
+    let finding = planned
+        .diff
+        .findings
+        .iter()
+        .find(|f| f.code == "mount-mismatch")
+        .expect("a mount-mismatch finding");
+    assert_eq!(finding.subject, "node[10.0.0.2]");
+    assert!(
+        finding.message.contains("/home/ds/store") && finding.message.contains("/elsewhere/store"),
+        "{finding:?}"
+    );
+}
+
+#[test]
+fn differing_cm_nodes_init_per_node_and_shared_ones_once_per_region() {
+    let file = synthetic::plan(2, 2);
+    let mut world = synthetic::world(&file, "4.2.8");
+    for ip in ["10.1.0.2", "10.1.1.2"] {
+        let container = synthetic::node_mut(&mut world, ip)
+            .container
+            .as_mut()
+            .unwrap();
+        container.config.as_mut().unwrap().cm_nodes = vec![ip.to_owned()];
+    }
+    let planned = plan(&file, b"x", &world);
+    let inits: Vec<&str> = ids(&planned)
+        .into_iter()
+        .filter(|id| id.ends_with(".init"))
+        .collect();
+    assert_eq!(
+        inits,
+        [
+            "region[r0].init",
+            "node[10.1.0.2].init",
+            "node[10.1.1.2].init"
+        ]
+    );
+    assert_eq!(
+        deps(&planned, "node[10.1.0.2].init"),
+        ["node[10.1.0.2].wait-ready", "region[r0].init"],
+        "inits run one after another"
+    );
+}
+
+#[test]
+fn ha_already_off_plans_no_ha_steps() {
+    let file = synthetic::plan(1, 1);
+    let mut world = synthetic::world(&file, "4.2.8");
+    if let omsup_engine::observed::MetaDbReach::Reachable(db) = &mut world.meta_db {
+        db.ha_config = Some(serde_json::json!({"enable": false}));
+    }
+    let planned = plan(&file, b"x", &world);
+    assert!(
+        !ids(&planned).contains(&"ha.off") && !ids(&planned).contains(&"ha.restore"),
+        "{:?}",
+        ids(&planned)
+    );
+}
+
+#[test]
+fn an_unreachable_daemon_is_a_finding_not_a_panic() {
+    let file = synthetic::plan(1, 2);
+    let mut world = synthetic::world(&file, "4.2.8");
+    world.nodes[1].docker = omsup_engine::observed::DockerReach::Unreachable {
+        error: "connection refused".into(),
+    };
+    let planned = plan(&file, b"x", &world);
+    assert!(
+        planned
+            .diff
+            .findings
+            .iter()
+            .any(|f| f.code == "docker-unreachable" && f.subject == "node[10.0.1.2]")
+    );
+    assert!(planned.has_blocking_findings());
+}
+
+#[test]
+fn a_saved_plan_names_each_changed_fact() {
+    let file = synthetic::plan(1, 1);
+    let world = synthetic::world(&file, "4.2.8");
+    let saved = omsup_engine::SavedPlan::new("p.toml".into(), plan(&file, b"x", &world));
+    assert!(saved.changed_facts(&world.facts()).is_empty());
+    let mut changed = world.clone();
+    synthetic::node_mut(&mut changed, "10.0.0.2")
+        .container
+        .as_mut()
+        .unwrap()
+        .id = "other".into();
+    let changes = saved.changed_facts(&changed.facts());
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].name, "node[10.0.0.2].container.id");
+}
