@@ -225,7 +225,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
         "checks every observed fact again".into(),
         "none: reads only",
     );
-    let mut before_stop = vec![preflight.clone()];
     let ha_off = ha.filter(|h| h.turn_off).map(|_| {
         b.add(
             "ha.off".into(),
@@ -235,7 +234,7 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
             "restore ha.config to the journaled value",
         )
     });
-    before_stop.extend(ha_off.clone());
+    let before_stop = vec![ha_off.clone().unwrap_or_else(|| preflight.clone())];
 
     let mut loads = BTreeMap::new();
     let mut stops = BTreeMap::new();
