@@ -67,7 +67,8 @@ fn phase(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// The README's first command: services, images, a two-node world, and omsup run against it.
+/// The README's first command: services, images, a two-node 4.2.8 world with HA on, and omsup
+/// run against it: lint the example plans, then plan the world's upgrade to 4.2.9.
 pub fn demo(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("`cargo xtask demo` takes no arguments, got `{extra}`");
@@ -75,7 +76,29 @@ pub fn demo(args: &[String]) -> Result<()> {
     crate::services::run(&[])?;
     crate::sim_images::run(&[])?;
     run_cmd(omsup().arg("lint").args(example_plans()?))?;
-    Ok(())
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let world = runtime.block_on(omsup_testworld::World::up(
+        omsup_testworld::WorldSpec::two_nodes(),
+    ))?;
+    eprintln!(
+        "demo: world {} is up in {:.1?}: two OMS 4.2.8 nodes ({}) with HA on; plan file {}",
+        world.id,
+        started.elapsed(),
+        world
+            .nodes
+            .iter()
+            .map(|n| n.ip.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        world.plan_path.display()
+    );
+    let planned = run_cmd(omsup().arg("plan").arg("-f").arg(&world.plan_path));
+    eprintln!(
+        "demo: remove the world with `cargo xtask world down {}`",
+        world.id
+    );
+    planned
 }
 
 /// `cargo run --package omsup --`, so the demo always runs the binary of this checkout.
