@@ -8,16 +8,18 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use omsup_engine::SavedPlan;
 use omsup_exec::observe::{Observation, observe};
 use omsup_exec::secrets::Secrets;
 use omsup_model::lint::lint_source;
 use omsup_model::{PlanFile, Severity};
 
-use crate::cli::PlanArgs;
+use crate::cli::{OutputFormat, PlanArgs};
 use crate::diagnostics::render_human;
 use crate::exit_codes;
 use crate::report::CliError;
 use crate::style::Style;
+use interim_render::{render_plan_human, render_plan_json};
 
 /// A plan file read, checked and observed: what `plan` and `graph` start from.
 pub struct Prepared {
@@ -95,12 +97,133 @@ pub fn report_observation_problems(observation: &Observation, style: &Style) -> 
 
 pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
     let prepared = prepare(&args.file, style)?;
-    let _ = (&args.out, args.format, args.detailed_exitcode);
-    let json = serde_json::to_string_pretty(&prepared.observation.world)
-        .expect("the observed world serializes");
-    println!("{json}");
-    if report_observation_problems(&prepared.observation, style) > 0 {
-        return Ok(exit_codes::FAILURE);
+    let upgrade = omsup_engine::plan(
+        &prepared.plan_file,
+        &prepared.plan_file_bytes,
+        &prepared.observation.world,
+    );
+    let rendered = match args.format {
+        OutputFormat::Human => render_plan_human(&upgrade, style),
+        OutputFormat::Json => render_plan_json(&upgrade),
+    };
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(rendered.as_bytes());
+        let _ = stdout.flush();
     }
-    Ok(exit_codes::SUCCESS)
+    let problems = report_observation_problems(&prepared.observation, style);
+    let blocking = upgrade
+        .diff
+        .findings
+        .iter()
+        .filter(|finding| finding.severity == Severity::Error)
+        .count();
+    if problems > 0 || blocking > 0 {
+        let mut error = CliError::new(format!(
+            "preflight found {} error{}: nothing can be applied",
+            problems.max(blocking),
+            if problems.max(blocking) == 1 { "" } else { "s" }
+        ))
+        .with_hint("fix what the findings above name, then run `omsup plan` again");
+        if args.out.is_some() {
+            error = error.with_cause("no saved plan was written");
+        }
+        return Err(error);
+    }
+    if let Some(out) = &args.out {
+        let plan_file = std::path::absolute(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string();
+        let saved = SavedPlan::new(plan_file, upgrade.clone());
+        write_saved_plan(out, &saved)?;
+        tracing::info!(path = %out.display(), "saved the plan");
+        eprintln!(
+            "Saved the plan to `{}`; apply it with `omsup apply {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && !upgrade.is_empty() {
+        exit_codes::PLAN_HAS_CHANGES
+    } else {
+        exit_codes::SUCCESS
+    })
+}
+
+/// Writes the saved plan atomically (a temporary file in the same directory, then a rename),
+/// readable by its owner only.
+fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
+    let failed = |error: std::io::Error| {
+        CliError::new(format!("cannot write the saved plan `{}`", path.display()))
+            .with_cause(error.to_string())
+            .with_hint("check that the directory exists and is writable")
+    };
+    let json = serde_json::to_string_pretty(saved).expect("a saved plan serializes") + "\n";
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    // NamedTempFile is created with mode 0600.
+    let mut temporary = tempfile::NamedTempFile::new_in(&directory).map_err(failed)?;
+    temporary.write_all(json.as_bytes()).map_err(failed)?;
+    temporary.as_file().sync_all().map_err(failed)?;
+    temporary
+        .persist(path)
+        .map_err(|error| failed(error.error))?;
+    Ok(())
+}
+
+/// Interim renderers, used until `crate::render` lands (then removed).
+pub(crate) mod interim_render {
+    use omsup_engine::UpgradePlan;
+
+    use crate::style::Style;
+
+    pub fn render_plan_human(plan: &UpgradePlan, _style: &Style) -> String {
+        let mut out = String::new();
+        for finding in &plan.diff.findings {
+            out.push_str(&format!(
+                "{} [{}] {}: {}\n",
+                finding.severity.as_str(),
+                finding.code,
+                finding.subject,
+                finding.message
+            ));
+        }
+        for step in &plan.steps {
+            out.push_str(&format!(
+                "  {} (after: {})\n",
+                step.id,
+                step.depends_on.join(", ")
+            ));
+        }
+        if plan.steps.is_empty() {
+            out.push_str("No changes.\n");
+        } else {
+            out.push_str(&format!(
+                "Plan: {} steps on {} nodes; downtime window: {} steps\n",
+                plan.steps.len(),
+                plan.nodes_touched(),
+                plan.downtime_steps()
+            ));
+        }
+        out
+    }
+
+    pub fn render_plan_json(plan: &UpgradePlan) -> String {
+        serde_json::to_string_pretty(plan).expect("a plan serializes") + "\n"
+    }
+
+    pub fn render_dot(plan: &UpgradePlan) -> String {
+        let mut out = String::from("digraph plan {\n");
+        for step in &plan.steps {
+            out.push_str(&format!("  \"{}\";\n", step.id));
+            for dependency in &step.depends_on {
+                out.push_str(&format!("  \"{dependency}\" -> \"{}\";\n", step.id));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
 }
