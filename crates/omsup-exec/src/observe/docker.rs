@@ -81,7 +81,7 @@ pub(crate) async fn observe_node(plan: &PlanFile, node: &Node) -> NodeObservatio
         let observed = ObservedNode {
             ip: node.ip.clone(),
             docker: DockerReach::Unreachable {
-                error: problem.one_line(),
+                error: problem.cause_line(),
             },
         };
         (observed, vec![problem])

@@ -29,7 +29,7 @@ pub(crate) async fn observe_meta_db(
         Ok(observed) => (MetaDbReach::Reachable(Box::new(observed)), None),
         Err(problem) => (
             MetaDbReach::Unreachable {
-                error: problem.one_line(),
+                error: problem.cause_line(),
             },
             Some(problem),
         ),

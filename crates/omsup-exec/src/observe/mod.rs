@@ -120,17 +120,32 @@ impl ObserveError {
         }
     }
 
-    /// One line: the message and its causes joined by `: ` (for [`ObservedWorld`]'s
-    /// `Unreachable { error }`).
-    pub fn one_line(&self) -> String {
-        let mut line = self.to_string();
+    /// The causes of this error, outermost first, leaving out a cause whose text the one
+    /// before it already includes (some drivers repeat their source in their own message).
+    pub fn causes(&self) -> Vec<String> {
+        let mut causes: Vec<String> = Vec::new();
+        let mut previous = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            line.push_str(": ");
-            line.push_str(&cause.to_string());
+            let text = cause.to_string();
+            if !previous.contains(&text) {
+                causes.push(text.clone());
+            }
+            previous = text;
             source = cause.source();
         }
-        line
+        causes
+    }
+
+    /// The causes on one line, joined by `: `: what [`ObservedWorld`] keeps in
+    /// `Unreachable { error }` (the engine names the node or the database itself).
+    pub fn cause_line(&self) -> String {
+        let causes = self.causes();
+        if causes.is_empty() {
+            self.to_string()
+        } else {
+            causes.join(": ")
+        }
     }
 }
 

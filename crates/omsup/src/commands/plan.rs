@@ -87,9 +87,11 @@ pub fn prepare(path: &Path, style: &Style) -> Result<Prepared, CliError> {
 pub fn report_observation_problems(observation: &Observation, style: &Style) -> usize {
     let mut stderr = std::io::stderr().lock();
     for problem in &observation.problems {
-        let rendered = CliError::from_error(problem)
-            .with_hint(problem.hint())
-            .render(style);
+        let mut error = CliError::new(problem.to_string()).with_hint(problem.hint());
+        for cause in problem.causes() {
+            error = error.with_cause(cause);
+        }
+        let rendered = error.render(style);
         let _ = stderr.write_all(rendered.as_bytes());
     }
     observation.problems.len()
