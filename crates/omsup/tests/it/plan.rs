@@ -9,7 +9,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use omsup_model::PlanFile;
 use omsup_model::plan::Mounts;
-use omsup_testworld::world::{ensure_image, image_tag, remove_named, wait_for_log};
+use omsup_testworld::world::{ensure_image, exec_init, image_tag, remove_named, wait_for_log};
 use omsup_testworld::{World, WorldSpec};
 
 use crate::support::{Run, omsup};
@@ -171,11 +171,10 @@ fn json_shape(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-#[tokio::test]
-async fn a_node_replaced_by_hand_leaves_only_the_other_nodes_steps() {
-    let world = up(WorldSpec::two_nodes()).await;
-    let (done, todo) = (&world.nodes[0], &world.nodes[1]);
-    let docker = done.docker().unwrap();
+/// Does by hand what the upgrade does to one node: the old container goes, the target version
+/// runs under the plan's name with the same mounts and `IS_UPGRADE=true`.
+async fn replace_by_hand(world: &World, node: &omsup_testworld::WorldNode) {
+    let docker = node.docker().unwrap();
     ensure_image(&docker, &world.spec.target_version)
         .await
         .unwrap();
@@ -183,7 +182,7 @@ async fn a_node_replaced_by_hand_leaves_only_the_other_nodes_steps() {
     world
         .start_node(
             &docker,
-            done,
+            node,
             &image_tag(&world.spec.target_version),
             &["IS_UPGRADE=true".to_owned()],
         )
@@ -197,6 +196,40 @@ async fn a_node_replaced_by_hand_leaves_only_the_other_nodes_steps() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_fully_upgraded_world_has_no_changes_and_exits_0() {
+    let world = up(WorldSpec::two_nodes()).await;
+    for node in &world.nodes {
+        replace_by_hand(&world, node).await;
+    }
+    let docker = world.nodes[0].docker().unwrap();
+    let (code, output) = exec_init(&docker, &world.container, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "init failed:\n{output}");
+
+    let run = omsup(&[
+        "plan",
+        "-f",
+        path_arg(&world.plan_path),
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
+    world.down().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_replaced_by_hand_leaves_only_the_other_nodes_steps() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let (done, todo) = (&world.nodes[0], &world.nodes[1]);
+    replace_by_hand(&world, done).await;
 
     let run = omsup(&["plan", "-f", path_arg(&world.plan_path), "--format", "json"]);
     let value: serde_json::Value = serde_json::from_str(&run.stdout)
