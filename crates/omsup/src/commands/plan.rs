@@ -44,11 +44,14 @@ pub fn prepare(path: &Path, style: &Style) -> Result<Prepared, CliError> {
         .iter()
         .filter(|finding| finding.severity == Severity::Error)
         .collect();
-    if !errors.is_empty() || linted.plan.is_none() {
+    {
+        // Warnings are shown and do not block; errors are shown and refuse the file.
         let mut stderr = std::io::stderr().lock();
-        for finding in &errors {
+        for finding in &linted.findings {
             let _ = stderr.write_all(render_human(&display, &text, finding, style).as_bytes());
         }
+    }
+    if !errors.is_empty() || linted.plan.is_none() {
         let count = errors.len().max(1);
         return Err(CliError::new(format!(
             "the plan file `{display}` has {count} error{}",
