@@ -3,8 +3,10 @@
 //!
 //! Knows nothing of clap or terminals (ARCHITECTURE.md).
 
+pub mod apply;
 pub mod backup;
 pub mod docker_actions;
+pub mod health;
 pub mod meta_actions;
 pub mod observe;
 pub mod scheduler;
