@@ -331,12 +331,11 @@ impl World {
                 &self.config_yaml(node, region_position, position == 0, &password),
             )?;
         }
-        // Every node's daemon gets the images, in parallel.
+        // Every node's daemon gets the running version's image, in parallel. The target image
+        // is left to omsup (its `load-image` steps), as on a real deployment.
         let loads = self.nodes.iter().map(|node| async move {
             let docker = node.docker()?;
-            for version in [&self.spec.version, &self.spec.target_version] {
-                ensure_image(&docker, version).await?;
-            }
+            ensure_image(&docker, &self.spec.version).await?;
             remove_named(&docker, &self.container).await
         });
         futures_util::future::try_join_all(loads).await?;

@@ -29,6 +29,7 @@ async fn replace_container(world: &World, version: &str, env: &[String]) {
     let node = &world.nodes[0];
     let docker = node.docker().unwrap();
     remove_named(&docker, &world.container).await.unwrap();
+    world::ensure_image(&docker, version).await.unwrap();
     world
         .start_node(&docker, node, &image_tag(version), env)
         .await
