@@ -91,6 +91,13 @@ fn assert_fast(took: Duration, what: &str) {
 #[tokio::test]
 async fn plan_on_the_two_node_world_shows_every_step_and_exits_2() {
     let world = up(WorldSpec::two_nodes()).await;
+    // The daemons are shared by every test: whether the target image is already loaded depends
+    // on what ran before. Load it, so the snapshot is the same on every run (no load steps).
+    for node in &world.nodes {
+        ensure_image(&node.docker().unwrap(), &world.spec.target_version)
+            .await
+            .unwrap();
+    }
     let plan_path = path_arg(&world.plan_path);
     let (run, took) = timed(&["plan", "-f", plan_path, "--detailed-exitcode"]);
     eprintln!("omsup plan on a two-node world took {took:?}");
