@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation (codegen, services, simulator images, the
 //! test world, CI, the demo and benchmarks). Run `cargo xtask help` for the list.
 
+mod bench_plan;
 mod ci;
 mod codegen;
 mod services;
@@ -20,6 +21,7 @@ tasks:
   sim-images         build the OMS simulator images and their `docker save` packages
   world up|down      deploy (or remove) a two-node OMS world on the test services
   bench              run the benchmarks and print their figures
+  bench-plan         time `omsup plan` on a two-node world (also part of `bench`)
 ";
 
 fn main() -> Result<()> {
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
         Some("sim-images") => sim_images::run(rest),
         Some("world") => world::run(rest),
         Some("bench") => ci::bench(rest),
+        Some("bench-plan") => bench_plan::plan_on_world(),
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())
