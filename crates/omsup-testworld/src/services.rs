@@ -129,26 +129,46 @@ pub fn ensure(nodes: usize) -> Result<Services> {
     check(nodes)
 }
 
-/// Stops the extra daemons; leaves the primary daemon and MariaDB running (other users).
+/// Stops the extra daemons, and MariaDB when [`ensure`] started it; leaves the primary Docker
+/// daemon running. Idempotent.
 pub fn down() -> Result<Vec<String>> {
     let mut stopped = Vec::new();
-    let Ok(entries) = std::fs::read_dir(RUN_DIR) else {
-        return Ok(stopped);
-    };
-    for entry in entries.flatten() {
-        let pid_file = entry.path().join("docker.pid");
-        let Ok(pid) = std::fs::read_to_string(&pid_file) else {
-            continue;
-        };
-        let pid = pid.trim().to_owned();
-        let _ = Command::new("kill").arg(&pid).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
+    if let Ok(entries) = std::fs::read_dir(RUN_DIR) {
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            if stop_by_pid_file(&entry.path().join("docker.pid")) {
+                stopped.push(entry.file_name().to_string_lossy().into_owned());
+            }
         }
-        stopped.push(entry.file_name().to_string_lossy().into_owned());
     }
+    let mariadb_marker = Path::new(STATE_DIR).join(MARIADB_PID_FILE);
+    if stop_by_pid_file(&mariadb_marker) {
+        stopped.push("mariadb".to_owned());
+    }
+    let _ = std::fs::remove_file(&mariadb_marker);
     Ok(stopped)
+}
+
+/// The pid file of the MariaDB server that [`ensure`] started (absent when it found one).
+const MARIADB_PID_FILE: &str = "mariadb.started.pid";
+
+/// Sends SIGTERM to the process named by `pid_file` and waits (up to 30 s) for it to exit;
+/// false when there was no such live process.
+fn stop_by_pid_file(pid_file: &Path) -> bool {
+    let Ok(pid) = std::fs::read_to_string(pid_file) else {
+        return false;
+    };
+    let pid = pid.trim().to_owned();
+    if pid.is_empty() || !Path::new(&format!("/proc/{pid}")).exists() {
+        return false;
+    }
+    let _ = Command::new("kill").arg(&pid).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
 }
 
 /// Installs the Debian packages whose command is missing (`apt-get update` first).
@@ -236,8 +256,8 @@ fn wait_until(
     })
 }
 
-/// Starts `command` detached from us (own session), output to `log`.
-fn spawn_detached(command: &mut Command, log: &Path) -> Result<()> {
+/// Starts `command` detached from us (own process group), output to `log`; returns its pid.
+fn spawn_detached(command: &mut Command, log: &Path) -> Result<u32> {
     use std::os::unix::process::CommandExt as _;
     let file = std::fs::File::create(log)
         .map_err(|e| Error::io(format!("cannot create {}", log.display()), e))?;
@@ -249,10 +269,10 @@ fn spawn_detached(command: &mut Command, log: &Path) -> Result<()> {
         .stdout(file)
         .stderr(err)
         .process_group(0);
-    command
+    let child = command
         .spawn()
         .map_err(|e| Error::io(format!("cannot start {:?}", command.get_program()), e))?;
-    Ok(())
+    Ok(child.id())
 }
 
 fn ensure_primary_docker() -> Result<()> {
@@ -363,10 +383,13 @@ fn ensure_mariadb() -> Result<()> {
         .status();
     let log = Path::new(STATE_DIR).join("mariadb.log");
     eprintln!("services: starting MariaDB");
-    spawn_detached(
+    let pid = spawn_detached(
         Command::new("mariadbd").args(["--user=mysql", "--bind-address=127.0.0.1", "--port=3306"]),
         &log,
     )?;
+    let marker = Path::new(STATE_DIR).join(MARIADB_PID_FILE);
+    std::fs::write(&marker, format!("{pid}\n"))
+        .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
     wait_until("MariaDB", &log, Duration::from_secs(60), mariadb_answers)
 }
 

@@ -386,6 +386,7 @@ impl World {
         for node in &self.nodes {
             wait_healthy(&node.ip, Duration::from_secs(60)).await?;
         }
+        self.wait_online(Duration::from_secs(30)).await?;
         self.write_plan()?;
         Ok(())
     }
@@ -655,6 +656,31 @@ impl World {
         .await
         .map_err(sql_error("cannot read cm.host"))?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// Polls `cm.host` until every node of the world is `ONLINE`.
+    pub async fn wait_online(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let statuses = self.host_statuses().await?;
+            let offline: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| statuses.get(&n.ip).map(String::as_str) != Some("ONLINE"))
+                .map(|n| n.ip.as_str())
+                .collect();
+            if offline.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(Error::Timeout(format!(
+                    "nodes {} were not ONLINE in `{}`.host within {timeout:?}",
+                    offline.join(", "),
+                    self.cm
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Removes the world's containers on every daemon, drops its databases, deletes its dir.

@@ -70,7 +70,9 @@ async fn becomes_ready_only_after_the_configured_delay() {
 async fn a_new_version_is_healthy_only_after_its_init_and_init_keeps_every_row() {
     let world = up(one_node()).await;
     let ip = world.nodes[0].ip.clone();
-    let projects_before = world.table_checksums(&world.rm).await.unwrap()["oms_project"];
+    let rm_before = world.table_checksums(&world.rm).await.unwrap();
+    let cm_before = world.table_checksums(&world.cm).await.unwrap();
+    let projects_before = rm_before["oms_project"];
     replace_container(&world, "4.2.9", &["IS_UPGRADE=true".to_owned()]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -99,6 +101,15 @@ async fn a_new_version_is_healthy_only_after_its_init_and_init_keeps_every_row()
         after["oms_project"].0, projects_before.0,
         "projects were lost"
     );
+    for (table, (rows, _)) in &rm_before {
+        if table != "oms_version" {
+            assert_eq!(after[table].0, *rows, "rows of rm.{table} changed");
+        }
+    }
+    let cm_after = world.table_checksums(&world.cm).await.unwrap();
+    for (table, (rows, _)) in &cm_before {
+        assert_eq!(cm_after[table].0, *rows, "rows of cm.{table} changed");
+    }
     assert_eq!(
         count(
             &world,
