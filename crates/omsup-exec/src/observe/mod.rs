@@ -191,3 +191,41 @@ pub async fn observe(plan: &PlanFile, secrets: &Secrets) -> Observation {
 
 /// Shared by the node observer: a node with the problems met observing it.
 pub(crate) type NodeObservation = (ObservedNode, Vec<ObserveError>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_daemon_names_the_node_the_endpoint_and_the_cause() {
+        let problem = ObserveError::DockerUnreachable {
+            node: "10.0.0.2".into(),
+            endpoint: "unix:///nowhere.sock".into(),
+            source: ConnectCause::Failed(bollard::errors::Error::SocketNotFoundError(
+                "/nowhere.sock".into(),
+            )),
+        };
+        assert_eq!(
+            problem.to_string(),
+            "cannot reach the Docker daemon of node 10.0.0.2 at `unix:///nowhere.sock`"
+        );
+        assert_eq!(problem.causes(), ["Socket not found: /nowhere.sock"]);
+        assert!(
+            problem
+                .hint()
+                .contains("docker -H unix:///nowhere.sock info")
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_a_cause_in_seconds() {
+        let problem = ObserveError::MetaUnreachable {
+            host: "10.0.0.1".into(),
+            port: 2883,
+            user: "oms".into(),
+            source: ConnectCause::TimedOut(CONNECT_TIMEOUT),
+        };
+        assert_eq!(problem.cause_line(), "no answer within 5 s");
+        assert!(problem.hint().contains("`[meta_db] host/port`"));
+    }
+}
