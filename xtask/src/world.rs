@@ -88,9 +88,17 @@ async fn down(args: &[String]) -> Result<()> {
     let pool = omsup_testworld::world::meta_pool(&services).await?;
     for id in ids {
         let container = format!("oms_{id}");
-        for socket in &services.node_sockets {
-            let docker = omsup_testworld::world::connect_docker(socket)?;
-            omsup_testworld::world::remove_named(&docker, &container).await?;
+        for socket in services::existing_node_sockets() {
+            if !socket.exists() {
+                continue;
+            }
+            let docker = omsup_testworld::world::connect_docker(&socket)?;
+            if let Err(error) = omsup_testworld::world::remove_named(&docker, &container).await {
+                eprintln!(
+                    "warning: cannot remove `{container}` via `{}`: {error}",
+                    socket.display()
+                );
+            }
         }
         let databases: Vec<String> = sqlx::query_scalar("SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE ?")
             .bind(format!("{id}\\_%"))

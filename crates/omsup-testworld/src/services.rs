@@ -77,6 +77,31 @@ pub fn expected(nodes: usize) -> Services {
     }
 }
 
+/// Every node daemon socket that exists: the primary one, then `node<k>.sock` by `k` (used by
+/// `world down`, which must find a world's containers however many nodes it had).
+pub fn existing_node_sockets() -> Vec<PathBuf> {
+    let mut numbered: Vec<(usize, PathBuf)> = std::fs::read_dir(RUN_DIR)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let number = name
+                        .strip_prefix("node")?
+                        .strip_suffix(".sock")?
+                        .parse()
+                        .ok()?;
+                    Some((number, entry.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    numbered.sort();
+    std::iter::once(PathBuf::from(PRIMARY_SOCKET))
+        .chain(numbered.into_iter().map(|(_, path)| path))
+        .collect()
+}
+
 /// Checks that the services answer; the error says what is missing and how to start it.
 pub fn check(nodes: usize) -> Result<Services> {
     let services = expected(nodes);
