@@ -17,7 +17,9 @@ pub enum Error {
         "the test services are not running: {0}\nhint: run `cargo xtask services` (and `cargo xtask sim-images`)"
     )]
     ServicesMissing(String),
-    #[error("{what} failed\n{log_tail}")]
+    #[error(
+        "{what} failed\ncaused by: {log_tail}\nhint: fix the cause shown above, then run `cargo xtask services` again"
+    )]
     ServiceFailed { what: String, log_tail: String },
     #[error("{what}")]
     Docker {

@@ -274,7 +274,7 @@ fn wait_until(
         .unwrap_or_default();
     Err(Error::ServiceFailed {
         what: format!(
-            "{what} did not answer within {timeout:?} (log: {})",
+            "starting {what} (no answer within {timeout:?}; log `{}`)",
             log.display()
         ),
         log_tail,
