@@ -75,7 +75,10 @@ async fn down(args: &[String]) -> Result<()> {
     let services = services::check(services::DEFAULT_NODES)?;
     let base = std::env::temp_dir().join("omsup-worlds");
     let ids: Vec<String> = match args.first().map(String::as_str) {
-        Some("--all") | None => std::fs::read_dir(&base)
+        None => bail!(
+            "`world down` needs a world id (as `world up` printed it) or `--all`\nhint: other people's worlds on this machine are removed by `--all` too"
+        ),
+        Some("--all") => std::fs::read_dir(&base)
             .map(|entries| {
                 entries
                     .flatten()
