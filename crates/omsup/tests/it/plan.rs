@@ -19,10 +19,35 @@ const SERVICES_HINT: &str = "run `cargo xtask services` and `cargo xtask sim-ima
 /// An upper bound that only guards against hangs (an unreachable service must fail in seconds).
 const HANG_GUARD: Duration = Duration::from_secs(20);
 
-async fn up(spec: WorldSpec) -> World {
-    World::up(spec).await.unwrap_or_else(|error| {
+/// A deployed world, removed when dropped, also when a test fails (so no world is left behind).
+struct WorldGuard(World);
+
+impl std::ops::Deref for WorldGuard {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
+}
+
+impl Drop for WorldGuard {
+    fn drop(&mut self) {
+        let world = self.0.clone();
+        let removed = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .expect("a runtime for removing the world")
+                .block_on(world.down())
+        })
+        .join();
+        if let Ok(Err(error)) = removed {
+            eprintln!("cannot remove the test world {}: {error}", self.0.id);
+        }
+    }
+}
+
+async fn up(spec: WorldSpec) -> WorldGuard {
+    WorldGuard(World::up(spec).await.unwrap_or_else(|error| {
         panic!("cannot deploy a test world: {error}\nhint: {SERVICES_HINT}")
-    })
+    }))
 }
 
 fn path_arg(path: &Path) -> &str {
@@ -158,7 +183,6 @@ async fn plan_on_the_two_node_world_shows_every_step_and_exits_2() {
         insta::assert_snapshot!("plan_two_nodes_human", run.stdout);
         insta::assert_json_snapshot!("plan_two_nodes_json_shape", json_shape(&value));
     });
-    world.down().await.unwrap();
 }
 
 /// The JSON document with every leaf replaced by its type: the shape, not the values.
@@ -229,7 +253,6 @@ async fn a_fully_upgraded_world_has_no_changes_and_exits_0() {
         run.stdout, run.stderr
     );
     assert!(run.stdout.contains("No changes"), "{}", run.stdout);
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -258,7 +281,6 @@ async fn a_node_replaced_by_hand_leaves_only_the_other_nodes_steps() {
             .any(|id| *id == format!("{todo_prefix}start-new")),
         "the other node has no steps: {ids:?}"
     );
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -339,7 +361,6 @@ async fn a_mount_changed_by_hand_fails_preflight_naming_the_node_and_the_path() 
         all.contains("/home/ds/store"),
         "the mount is not named:\n{all}"
     );
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -369,7 +390,6 @@ async fn an_unreachable_daemon_fails_in_seconds_with_a_hint() {
     assert!(run.stderr.contains("caused by:"), "{}", run.stderr);
     assert!(run.stderr.contains("hint: "), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -407,7 +427,6 @@ async fn an_unreachable_meta_database_fails_in_seconds_with_a_hint() {
         "{}",
         run.stderr
     );
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -444,7 +463,6 @@ async fn a_plan_from_4_1_0_is_refused_with_the_allowed_sources() {
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(all.contains("4.1.0"), "{all}");
     assert!(all.contains("4.2."), "no allowed source named:\n{all}");
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -486,7 +504,6 @@ async fn a_saved_plan_and_every_output_hold_no_password() {
         let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the saved plan is readable by others");
     }
-    world.down().await.unwrap();
 }
 
 #[tokio::test]
@@ -511,5 +528,4 @@ async fn graph_prints_the_steps_as_dot() {
             run.stdout
         );
     }
-    world.down().await.unwrap();
 }
