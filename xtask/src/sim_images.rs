@@ -151,9 +151,16 @@ fn build_rootfs(rootfs: &Path, binary: &Path) -> Result<()> {
         std::fs::create_dir_all(rootfs.join(dir))?;
     }
     let busybox = Path::new("/bin/busybox");
-    let linkage = Command::new("ldd").arg(busybox).output().context("cannot run ldd")?;
-    if linkage.status.success() && !String::from_utf8_lossy(&linkage.stdout).contains("statically linked") {
-        bail!("/bin/busybox is dynamically linked\nhint: install the static build: `apt-get install busybox-static`");
+    let linkage = Command::new("ldd")
+        .arg(busybox)
+        .output()
+        .context("cannot run ldd")?;
+    if linkage.status.success()
+        && !String::from_utf8_lossy(&linkage.stdout).contains("statically linked")
+    {
+        bail!(
+            "/bin/busybox is dynamically linked\nhint: install the static build: `apt-get install busybox-static`"
+        );
     }
     std::fs::copy(busybox, rootfs.join("bin/busybox"))
         .context("cannot copy /bin/busybox (busybox-static)")?;

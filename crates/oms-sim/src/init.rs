@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::schema::{self, BASE_TABLES_PROBE, Db, Version};
-use crate::{Paths, SimConfig, knob, own_version_text};
+use crate::{Paths, SimConfig, knob_on, own_version_text};
 
 /// The message OMS prints when the recorded version is missing or older than 4.1.1.
 const VERSION_TOO_OLD: &str = "Version before 4.1.1 is not allowed to upgrade";
@@ -57,14 +57,29 @@ async fn run_logged(paths: &Paths, log: &mut InitLog) -> Result<(), String> {
         own_version_text()
     ));
 
-    if knob(paths, "OMS_SIM_INIT_HANG", "sim-init-hang").is_some() {
+    if knob_on(paths, "OMS_SIM_INIT_HANG", "sim-init-hang") {
         log.line("[Step 2] waiting for the meta database (simulated hang)");
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
     }
-    if knob(paths, "OMS_SIM_INIT_FAIL_ONCE", "sim-init-fail-once").is_some() {
-        let _ = std::fs::remove_file(paths.run.join("sim-init-fail-once"));
+    // The file knob is deleted when it fires; the environment knob leaves a `.fired` marker in
+    // the run directory, so both fail exactly once.
+    let fired_marker = paths.run.join("sim-init-fail-once.fired");
+    let fail_file = paths.run.join("sim-init-fail-once");
+    let fires = if fail_file.exists() {
+        let _ = std::fs::remove_file(&fail_file);
+        true
+    } else if knob_on(paths, "OMS_SIM_INIT_FAIL_ONCE", "sim-init-fail-once")
+        && !fired_marker.exists()
+    {
+        let _ = std::fs::create_dir_all(&paths.run);
+        let _ = std::fs::write(&fired_marker, "");
+        true
+    } else {
+        false
+    };
+    if fires {
         return Err("simulated init failure (fault knob): cannot apply schema changes".to_owned());
     }
 

@@ -28,11 +28,23 @@
 //! `/home/ds/run/` (files let tests inject faults into containers that omsup creates):
 //! `OMS_SIM_START_DELAY_MS` / `sim-start-delay-ms` (a number: time to become ready, default
 //! 1500), `OMS_SIM_CRASH_ON_START=1` / `sim-crash-on-start` (exit 1 before becoming ready),
-//! `OMS_SIM_INIT_FAIL_ONCE=1` / `sim-init-fail-once` (init fails; the file is deleted when it
-//! fires, so the next init succeeds), `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends).
+//! `OMS_SIM_INIT_FAIL_ONCE=1` / `sim-init-fail-once` (init fails before touching the meta DB;
+//! the file is deleted when it fires, the environment variable leaves
+//! `sim-init-fail-once.fired` in the run directory, so the next init succeeds),
+//! `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends). An environment knob set to `0`
+//! or `false` is off; a knob file is on by existing.
+//!
+//! The health answer is `{"success":true,"data":{"healthy":<bool>,"version":"4.2.9-CE",
+//! "schemaVersion":<the newest rm.oms_version row, or null>}}`. Schema ladder (see
+//! [`schema::BASE`] and [`schema::LADDER`]): 4.1.0 base tables; 4.2.0 adds rm
+//! `oms_sync_project`; 4.2.8 adds rm `oms_project.labels`; 4.2.9 adds rm `oms_alarm_event` and
+//! cm `host.agent_version`. Versions compare numerically, the `-CE` suffix ignored.
 //!
 //! `OMS_SIM_ROOT` (default `/`) moves the fixed paths under another root, for runs outside
-//! Docker. Images are tagged `oms:feature_<x.y.z>-ce`; `cargo xtask sim-images` builds them.
+//! Docker. Images: `cargo xtask sim-images` builds `oms:feature_<x.y.z>-ce` for 4.1.0, 4.2.0,
+//! 4.2.8 and 4.2.9 (`OMS_SIM_VERSION=<x.y.z>-CE`, command `oms-sim serve`, `/bin/bash` and
+//! `/root/docker_init.sh` present) and saves each to
+//! `<target dir>/oms-sim-images/oms-<x.y.z>-ce.tar` (`docker load` yields the tag).
 
 mod config;
 mod health;
@@ -75,6 +87,18 @@ fn main() -> ExitCode {
 /// The version this image simulates (`OMS_SIM_VERSION`, e.g. `4.2.9-CE`).
 pub fn own_version_text() -> String {
     std::env::var("OMS_SIM_VERSION").unwrap_or_else(|_| "4.2.9-CE".to_owned())
+}
+
+/// An on/off knob: the environment variable set to anything but `0`/`false`/empty, else the
+/// file present in the run directory.
+pub fn knob_on(paths: &Paths, env: &str, file: &str) -> bool {
+    knob(paths, env, file).is_some_and(|value| knob_value_is_on(&value, std::env::var(env).is_ok()))
+}
+
+/// A value read from the environment switches a knob on unless it is `0`, `false` or empty; a
+/// knob file switches it on by existing, whatever it holds.
+fn knob_value_is_on(value: &str, from_env: bool) -> bool {
+    !from_env || !matches!(value.trim(), "" | "0" | "false")
 }
 
 /// A knob: the environment variable, else the file in the run directory.
@@ -124,7 +148,7 @@ async fn serve() -> Result<(), String> {
         .and_then(|text| text.parse().ok())
         .unwrap_or(1500);
     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-    if knob(&paths, "OMS_SIM_CRASH_ON_START", "sim-crash-on-start").is_some() {
+    if knob_on(&paths, "OMS_SIM_CRASH_ON_START", "sim-crash-on-start") {
         return Err("simulated crash on start (fault knob)".to_owned());
     }
 
@@ -169,7 +193,12 @@ async fn serve() -> Result<(), String> {
             }
         }
     }
-    schema::mark_offline(&pool, &config, &host_ip).await;
+    // docker stop waits 10 s before SIGKILL: never let an unreachable DB hold the exit up.
+    let _ = tokio::time::timeout(
+        Duration::from_millis(1500),
+        schema::mark_offline(&pool, &config, &host_ip),
+    )
+    .await;
     println!("[INFO] OMS stopped");
     Ok(())
 }
@@ -187,5 +216,18 @@ fn append_store(dir: &std::path::Path, host_ip: &str) {
         .open(&path)
     {
         let _ = writeln!(file, "{stamp} store record from {host_ip}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::knob_value_is_on;
+
+    #[test]
+    fn environment_knobs_can_be_switched_off_and_files_switch_on_by_existing() {
+        assert!(knob_value_is_on("1", true));
+        assert!(!knob_value_is_on("0", true));
+        assert!(!knob_value_is_on("false", true));
+        assert!(knob_value_is_on("", false));
     }
 }
