@@ -185,34 +185,105 @@ pub(crate) mod interim_render {
 
     use crate::style::Style;
 
-    pub fn render_plan_human(plan: &UpgradePlan, _style: &Style) -> String {
+    pub fn render_plan_human(plan: &UpgradePlan, style: &Style) -> String {
+        use omsup_engine::diff::NodeState;
+        use omsup_model::Severity;
+
+        let diff = &plan.diff;
         let mut out = String::new();
-        for finding in &plan.diff.findings {
+        let from = diff
+            .from
+            .map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+        out.push_str(&format!(
+            "{} {from} -> {}\n\n",
+            style.bold(&format!("Upgrade `{}`:", plan.deployment)),
+            diff.to
+        ));
+        for node in &diff.nodes {
+            let (symbol, what) = match node.state {
+                NodeState::NeedsUpgrade => ("~", "upgrade"),
+                NodeState::Upgraded => (" ", "already on the target"),
+                NodeState::Blocked => ("!", "blocked"),
+            };
             out.push_str(&format!(
-                "{} [{}] {}: {}\n",
-                finding.severity.as_str(),
-                finding.code,
-                finding.subject,
-                finding.message
+                "  {symbol} node {} (region {}, container `{}`): {what}\n",
+                node.ip, node.region, node.container
+            ));
+            if node.state == NodeState::NeedsUpgrade {
+                out.push_str(&format!(
+                    "      image: {} -> {}\n",
+                    node.image_before.as_deref().unwrap_or("none"),
+                    node.image_after
+                ));
+                if let Some(kept) = &node.kept_as {
+                    out.push_str(&format!("      old container kept as `{kept}`\n"));
+                }
+                for (key, value) in &node.env_after {
+                    if node.env_before.get(key) != Some(value) {
+                        out.push_str(&format!("      + env {key}={value}\n"));
+                    }
+                }
+            }
+        }
+        for database in &diff.databases {
+            let before = database
+                .schema_before
+                .map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+            out.push_str(&format!(
+                "  ~ db {}: schema {before} -> {}{}\n",
+                database.name,
+                database.schema_after,
+                if database.backup {
+                    ", backed up first"
+                } else {
+                    ""
+                }
             ));
         }
-        for step in &plan.steps {
+        if let Some(ha) = &diff.ha {
             out.push_str(&format!(
-                "  {} (after: {})\n",
-                step.id,
-                step.depends_on.join(", ")
+                "  ~ ha.config enable: {} -> false during the upgrade -> {}\n",
+                ha.enable_before, ha.enable_after
             ));
+        }
+        for finding in &diff.findings {
+            let label = match finding.severity {
+                Severity::Error => style.red("error"),
+                Severity::Warning => style.yellow("warning"),
+            };
+            out.push_str(&format!(
+                "\n{label}[{}] {}: {}\n",
+                finding.code, finding.subject, finding.message
+            ));
+            if let Some(hint) = &finding.hint {
+                out.push_str(&format!("  hint: {hint}\n"));
+            }
         }
         if plan.steps.is_empty() {
-            out.push_str("No changes.\n");
-        } else {
-            out.push_str(&format!(
-                "Plan: {} steps on {} nodes; downtime window: {} steps\n",
-                plan.steps.len(),
-                plan.nodes_touched(),
-                plan.downtime_steps()
-            ));
+            if !plan.has_blocking_findings() {
+                out.push_str("\nNo changes. The deployment matches the plan file.\n");
+            }
+            return out;
         }
+        out.push_str("\nSteps (one lane runs in parallel; * inside the downtime window):\n");
+        for (lane, steps) in plan.lanes().iter().enumerate() {
+            for step in steps {
+                let mark = if step.downtime { "*" } else { " " };
+                out.push_str(&format!("  {lane:>2} {mark} {}\n", step.id));
+                if !step.depends_on.is_empty() {
+                    out.push_str(&format!(
+                        "         {}\n",
+                        style.dim(&format!("after {}", step.depends_on.join(", ")))
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "\nPlan: {} steps on {} nodes; downtime window: {} steps\n",
+            plan.steps.len(),
+            plan.nodes_touched(),
+            plan.downtime_steps()
+        ));
         out
     }
 
