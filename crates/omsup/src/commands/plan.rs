@@ -124,15 +124,17 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         .filter(|finding| finding.severity == Severity::Error)
         .count();
     if problems > 0 || blocking > 0 {
-        let mut error = CliError::new(format!(
-            "preflight found {} error{}: nothing can be applied",
-            problems.max(blocking),
-            if problems.max(blocking) == 1 { "" } else { "s" }
+        let count = problems.max(blocking);
+        let error = CliError::new(format!(
+            "preflight found {count} error{}: nothing can be applied{}",
+            if count == 1 { "" } else { "s" },
+            if args.out.is_some() {
+                " and no saved plan was written"
+            } else {
+                ""
+            }
         ))
         .with_hint("fix what the findings above name, then run `omsup plan` again");
-        if args.out.is_some() {
-            error = error.with_cause("no saved plan was written");
-        }
         return Err(error);
     }
     if let Some(out) = &args.out {
