@@ -66,6 +66,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     for version in VERSIONS {
         let tag = tag(version);
+        let superseded = image_id(&tag);
         run_cmd(
             Command::new("docker")
                 .arg("import")
@@ -79,6 +80,11 @@ pub fn run(args: &[String]) -> Result<()> {
                 .arg(&rootfs_tar)
                 .arg(&tag),
         )?;
+        // The old image lost its tag: remove it so rebuilds do not pile up dangling images (it
+        // stays when a container still uses it; that is fine).
+        if let Some(old) = superseded.filter(|old| image_id(&tag).as_ref() != Some(old)) {
+            let _ = Command::new("docker").args(["image", "rm", &old]).output();
+        }
         let package = package_path(version);
         run_cmd(
             Command::new("docker")
@@ -117,6 +123,17 @@ pub fn images_dir() -> PathBuf {
 /// `<target>/oms-sim-images/oms-4.2.9-ce.tar`
 pub fn package_path(version: &str) -> PathBuf {
     images_dir().join(format!("oms-{version}-ce.tar"))
+}
+
+fn image_id(tag: &str) -> Option<String> {
+    let output = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 fn image_exists(tag: &str) -> bool {

@@ -13,7 +13,8 @@
 //!   cm_hb and appends a line to `/home/ds/store/<ip>/store.dat`; answers `GET /oms/health`
 //!   on `<OMS_HOST_IP>:<nginx_server_port>` with `{"success":true,"data":{"healthy":...}}`,
 //!   healthy only when ready and the schema is at its version. On SIGTERM it marks its host
-//!   OFFLINE and exits 0.
+//!   OFFLINE and exits 0. Once ready it writes nothing more to stdout or stderr (warnings go to
+//!   `/home/admin/logs/oms-sim.log`), so the last line of `docker logs` stays the start line.
 //! - `oms-sim init` (what `/root/docker_init.sh` runs) logs to
 //!   `/home/admin/logs/docker_init.log`. On an empty meta DB it installs the schema of its
 //!   version. On an existing one without `IS_UPGRADE=true` it WIPES the meta data and installs
@@ -199,8 +200,23 @@ async fn serve() -> Result<(), String> {
         schema::mark_offline(&pool, &config, &host_ip),
     )
     .await;
-    println!("[INFO] OMS stopped");
     Ok(())
+}
+
+/// A warning of the running service: appended to `/home/admin/logs/oms-sim.log`, never to
+/// stdout or stderr, so the last line of `docker logs` stays `OMS service start successfully`
+/// (what obd waits for) while the service runs.
+pub fn service_warning(text: &str) {
+    use std::io::Write as _;
+    let paths = Paths::from_env();
+    let _ = std::fs::create_dir_all(&paths.logs);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.logs.join("oms-sim.log"))
+    {
+        let _ = writeln!(file, "[WARN] {text}");
+    }
 }
 
 fn append_store(dir: &std::path::Path, host_ip: &str) {

@@ -248,7 +248,7 @@ pub async fn register_host(pool: &MySqlPool, config: &SimConfig, host_ip: &str, 
     .execute(pool)
     .await;
     if let Err(error) = result {
-        eprintln!("[WARN] cannot register host {host_ip}: {error}");
+        crate::service_warning(&format!("cannot register host {host_ip}: {error}"));
     }
 }
 
@@ -278,7 +278,7 @@ pub async fn heartbeat(pool: &MySqlPool, config: &SimConfig, host_ip: &str) {
     .execute(pool)
     .await;
     if let Some(error) = sequence.err().or(beat.err()) {
-        eprintln!("[WARN] heartbeat failed: {error}");
+        crate::service_warning(&format!("heartbeat failed: {error}"));
     }
 }
 
