@@ -7,5 +7,6 @@
 pub mod diff;
 pub mod observed;
 pub mod steps;
+pub mod synthetic;
 
-pub use steps::{SavedPlan, Step, StepKind, UpgradePlan, plan};
+pub use steps::{Compensation, FactChange, SavedPlan, Step, StepKind, UpgradePlan, plan};

@@ -9,14 +9,35 @@
 //! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its prune.
 //!   The backups run in parallel.
 //! - `node[ip].start-new` needs its stop, its image, and every backup (a new container writes
-//!   to the meta database, so it must not start before the backups are taken).
+//!   to the meta database, so it must not start before the backups are taken). It renames the
+//!   old container to `<name>-omsup-<old version>` and runs the new one under the old name in
+//!   one step: a rename alone changes nothing a user or rollback cares about, and keeping the
+//!   two together means a resumed run never finds the name half-taken (the executor observes
+//!   which of the two already happened).
 //! - `node[ip].wait-ready` polls the new container; `region[r].init` (all nodes of the region
 //!   share `cm_nodes`) or `node[ip].init` (they differ) needs the region's nodes ready; inits
 //!   run one after another, in region order, since each migrates the shared rm and cm schemas.
+//!   The `oms_version` remedy is part of the init executor (it only runs when init asks for
+//!   it, so it is not a step of its own).
 //! - `online.verify` needs every init; `ha.restore` needs it, and closes the plan.
 //!
-//! A partially upgraded deployment plans only what is left: upgraded nodes get no steps; HA
-//! already off gets no `ha.off` (and no `ha.restore` unless the policy turns it on).
+//! The downtime window runs from the first `stop-old` to `online.verify`; `preflight`,
+//! `load-image`, `ha.off` and `ha.restore` are outside it.
+//!
+//! A partially upgraded deployment plans only what is left:
+//! - a node whose container already runs the target image gets no steps (no stop, no load);
+//!   a node whose image is loaded but whose container is old gets no `load-image`;
+//! - when some nodes are already upgraded, the meta schema still has to be migrated: the
+//!   remaining nodes' steps and the init run as usual (init is idempotent);
+//! - when every container is new but `oms_version` is still old, only the init, the online
+//!   check and the HA steps are planned;
+//! - HA already off: no `ha.off`. Whether `ha.restore` is planned follows the `[ha] after`
+//!   policy applied to what is observed now: `restore` keeps it off (nothing to restore; the
+//!   value HA had before an interrupted run is the journal's business: `omsup resume` uses
+//!   the journaled value, not a new observation), `on` plans `ha.restore` with the
+//!   `refetchStoreIntervalMin` rule, `off` plans none;
+//! - every container and `oms_version` on the target version: no steps ("No changes"); HA is
+//!   left as it is then, whatever the policy says (`plan` changes nothing outside an upgrade).
 
 use std::collections::BTreeMap;
 
@@ -86,6 +107,25 @@ impl StepKind {
         }
     }
 
+    /// How rollback undoes this step (issue 6); the step's `compensation` text says it in words.
+    pub fn compensation(&self) -> Compensation {
+        match self {
+            Self::Preflight
+            | Self::LoadImage { .. }
+            | Self::Backup { .. }
+            | Self::WaitReady { .. }
+            | Self::VerifyOnline => Compensation::Nothing,
+            Self::HaOff => Compensation::RestoreHaConfig,
+            Self::StopOld { node } => Compensation::StartOldContainer { node: node.clone() },
+            Self::PruneHeartbeats { database, .. } => Compensation::RestoreDatabases {
+                databases: vec![database.clone()],
+            },
+            Self::StartNew { node } => Compensation::ReplaceNewWithOld { node: node.clone() },
+            Self::Init { .. } => Compensation::RestoreMetaDatabases,
+            Self::HaRestore => Compensation::TurnHaOff,
+        }
+    }
+
     /// Inside the downtime window: from the first stop to the last node ONLINE.
     pub fn in_downtime(&self) -> bool {
         !matches!(
@@ -93,6 +133,26 @@ impl StepKind {
             Self::Preflight | Self::LoadImage { .. } | Self::HaOff | Self::HaRestore
         )
     }
+}
+
+/// What rollback does to undo a step, as data for the rollback planner (issue 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Compensation {
+    /// Reads only, or leaves something harmless behind (a loaded image, a backup file).
+    Nothing,
+    /// Write back the `ha.config` value journaled before `ha.off`.
+    RestoreHaConfig,
+    /// Turn HA off again (rollback then restores the journaled value at its end).
+    TurnHaOff,
+    /// Start the old container again (it was only stopped).
+    StartOldContainer { node: String },
+    /// Stop and remove the new container, rename the kept old one back, start it.
+    ReplaceNewWithOld { node: String },
+    /// Drop, re-create and restore these databases from their checked backups.
+    RestoreDatabases { databases: Vec<String> },
+    /// Restore rm, cm and every cm_hb from their backups (init migrated all of them).
+    RestoreMetaDatabases,
 }
 
 /// One step of the plan.
@@ -136,10 +196,20 @@ impl UpgradePlan {
     }
 
     pub fn has_blocking_findings(&self) -> bool {
+        self.blocking_findings().next().is_some()
+    }
+
+    /// The preflight findings that refuse apply (`Severity::Error`).
+    pub fn blocking_findings(&self) -> impl Iterator<Item = &crate::diff::PreflightFinding> {
         self.diff
             .findings
             .iter()
-            .any(|f| f.severity == omsup_model::Severity::Error)
+            .filter(|f| f.severity == omsup_model::Severity::Error)
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
     }
 
     /// How many nodes get steps.
@@ -400,11 +470,14 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 };
                 deps.extend(last_init.clone());
                 if deps.is_empty() {
-                    deps.push(preflight.clone());
+                    // Every container is already new: init still waits for HA to be off.
+                    deps.extend(before_stop.iter().cloned());
                 }
                 let changes = format!(
                     "bash /root/docker_init.sh in {run_on}'s new container: meta schema {} -> {}",
-                    diff.from.map_or_else(|| "?".into(), |v| v.to_string()),
+                    diff.from
+                        .or_else(|| diff.databases.first().and_then(|d| d.schema_before))
+                        .map_or_else(|| "?".into(), |v| v.to_string()),
                     diff.to
                 );
                 last_init = Some(b.add(

@@ -255,3 +255,95 @@ fn a_saved_plan_names_each_changed_fact() {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].name, "node[10.0.0.2].container.id");
 }
+
+/// Every dependency exists, comes earlier in the order and in an earlier lane, no id repeats,
+/// and petgraph finds no cycle: for several shapes and partial worlds.
+#[test]
+fn the_step_graph_is_acyclic_and_ordered_for_many_shapes() {
+    use petgraph::graphmap::DiGraphMap;
+
+    for (regions, nodes) in [(1, 1), (1, 2), (2, 2), (3, 4), (5, 1)] {
+        let file = synthetic::plan(regions, nodes);
+        let full = synthetic::world(&file, "4.2.8");
+        let mut partial = full.clone();
+        let first = file.regions[0].nodes[0].ip.clone();
+        let docker = synthetic::node_mut(&mut partial, &first);
+        docker.container = Some(synthetic::container(&first, "4.2.9", vec![first.clone()]));
+        docker.target_image_id = Some("sha256:4.2.9".into());
+        for world in [full, partial] {
+            let planned = plan(&file, b"x", &world);
+            assert!(!planned.is_empty(), "{regions}x{nodes}");
+            let position: std::collections::BTreeMap<&str, usize> = planned
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.as_str(), i))
+                .collect();
+            assert_eq!(position.len(), planned.steps.len(), "ids are unique");
+            let mut graph = DiGraphMap::<usize, ()>::new();
+            for (i, step) in planned.steps.iter().enumerate() {
+                graph.add_node(i);
+                let mut expected_lane = 0;
+                for dep in &step.depends_on {
+                    let d = *position
+                        .get(dep.as_str())
+                        .unwrap_or_else(|| panic!("{} depends on missing {dep}", step.id));
+                    assert!(d < i, "{} comes before its dependency {dep}", step.id);
+                    expected_lane = expected_lane.max(planned.steps[d].lane + 1);
+                    graph.add_edge(d, i, ());
+                }
+                assert_eq!(step.lane, expected_lane, "{}", step.id);
+            }
+            assert!(!petgraph::algo::is_cyclic_directed(&graph));
+        }
+    }
+}
+
+#[test]
+fn each_step_says_how_rollback_undoes_it() {
+    use omsup_engine::Compensation;
+
+    let file = synthetic::plan(1, 2);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.2.8"));
+    let kind = |id: &str| planned.step(id).unwrap().kind.compensation();
+    assert_eq!(kind("ha.off"), Compensation::RestoreHaConfig);
+    assert_eq!(
+        kind("node[10.0.0.2].stop-old"),
+        Compensation::StartOldContainer {
+            node: "10.0.0.2".into()
+        }
+    );
+    assert_eq!(
+        kind("node[10.0.1.2].start-new"),
+        Compensation::ReplaceNewWithOld {
+            node: "10.0.1.2".into()
+        }
+    );
+    assert_eq!(kind("region[r0].init"), Compensation::RestoreMetaDatabases);
+    assert_eq!(kind("db[rm].backup"), Compensation::Nothing);
+    assert_eq!(kind("ha.restore"), Compensation::TurnHaOff);
+    assert!(planned.steps.iter().all(|s| !s.compensation.is_empty()));
+}
+
+#[test]
+fn only_the_init_is_left_when_every_container_is_new_but_the_schema_is_old() {
+    let file = synthetic::plan(1, 2);
+    let mut world = synthetic::world(&file, "4.2.9");
+    for ip in ["10.0.0.2", "10.0.1.2"] {
+        synthetic::node_mut(&mut world, ip).target_image_id = Some("sha256:4.2.9".into());
+    }
+    if let omsup_engine::observed::MetaDbReach::Reachable(db) = &mut world.meta_db {
+        db.oms_version = "4.2.8".parse().ok();
+    }
+    let planned = plan(&file, b"x", &world);
+    assert_eq!(
+        ids(&planned),
+        [
+            "preflight",
+            "ha.off",
+            "region[r0].init",
+            "online.verify",
+            "ha.restore"
+        ]
+    );
+}
