@@ -148,6 +148,32 @@ impl Diff {
     }
 }
 
+/// What [`redact_env`] writes instead of a secret-looking value.
+pub const REDACTED: &str = "<redacted>";
+
+/// A copy of `env` with the value of every secret-looking variable (`*PASSWORD*`, `*PASSWD*`,
+/// `*SECRET*`, `*TOKEN*`, `*CREDENTIAL*`, `*_KEY`) replaced by [`REDACTED`]: the diff is shown,
+/// saved and logged, so it never holds a secret. The executors read the real environment from
+/// the old container, never from the diff.
+pub fn redact_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .map(|(key, value)| {
+            let upper = key.to_ascii_uppercase();
+            let secret = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"]
+                .iter()
+                .any(|word| upper.contains(word))
+                || upper.ends_with("_KEY")
+                || upper == "KEY";
+            let value = if secret {
+                REDACTED.to_owned()
+            } else {
+                value.clone()
+            };
+            (key.clone(), value)
+        })
+        .collect()
+}
+
 /// The name an old container is kept under: `<name>-omsup-<version>`.
 pub fn kept_name(container: &str, version: Option<OmsVersion>) -> String {
     match version {
@@ -217,7 +243,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
         };
         change.image_before = Some(container.image.clone());
         change.version_before = container.version;
-        change.env_before = container.env.clone();
+        change.env_before = redact_env(&container.env);
         change.binds = container.binds.clone();
         change.cm_nodes = container
             .config
@@ -225,8 +251,8 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             .map(|c| c.cm_nodes.clone())
             .unwrap_or_default();
         let resolved = plan.container.resolve(node.container_overrides.as_ref());
-        change.env_after = container.env.clone();
-        change.env_after.extend(resolved.env.clone());
+        change.env_after = redact_env(&container.env);
+        change.env_after.extend(redact_env(&resolved.env));
         change
             .env_after
             .insert("OMS_HOST_IP".into(), node.ip.clone());
@@ -239,7 +265,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             || container.image == plan.image.tag;
         if runs_target {
             change.state = NodeState::Upgraded;
-            change.env_after = container.env.clone();
+            change.env_after = change.env_before.clone();
             change.load_image = false;
             nodes.push(change);
             continue;

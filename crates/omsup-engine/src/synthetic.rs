@@ -32,6 +32,8 @@ pub fn plan_toml(regions: usize, nodes: usize) -> String {
     text
 }
 
+/// A running OMS container `oms` on `version` at `ip`, with the documented mounts under
+/// `/data/<ip>/...` and a config.yaml listing `cm_nodes`.
 pub fn container(ip: &str, version: &str, cm_nodes: Vec<String>) -> ObservedContainer {
     ObservedContainer {
         id: format!("id-{ip}"),
@@ -79,7 +81,10 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
                 ip: node.ip.clone(),
                 docker: DockerReach::Reachable(Box::new(ObservedDocker {
                     api_version: "1.41".into(),
-                    container: Some(container(&node.ip, version, ips.clone())),
+                    container: Some(ObservedContainer {
+                        name: node.container.clone(),
+                        ..container(&node.ip, version, ips.clone())
+                    }),
                     kept_containers: vec![],
                     target_image_id: None,
                 })),
@@ -87,9 +92,8 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
         })
         .collect();
     let mut databases = BTreeMap::new();
-    for name in ["rm", "cm"]
+    for name in [plan.meta_db.rm.clone(), plan.meta_db.cm.clone()]
         .into_iter()
-        .map(String::from)
         .chain(plan.regions.iter().map(|r| r.cm_hb.clone()))
     {
         databases.insert(

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod diagnostics;
 pub mod exit_codes;
+pub mod render;
 pub mod report;
 pub mod style;
 

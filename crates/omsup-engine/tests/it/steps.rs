@@ -347,3 +347,32 @@ fn only_the_init_is_left_when_every_container_is_new_but_the_schema_is_old() {
         ]
     );
 }
+
+#[test]
+fn secret_looking_environment_values_never_reach_the_plan() {
+    let file = synthetic::plan(1, 1);
+    let mut world = synthetic::world(&file, "4.2.8");
+    let container = synthetic::node_mut(&mut world, "10.0.0.2")
+        .container
+        .as_mut()
+        .unwrap();
+    container
+        .env
+        .insert("TSDB_PASSWORD".into(), "hunter2-secret-value".into());
+    container
+        .env
+        .insert("AWS_ACCESS_KEY".into(), "AKIA-value".into());
+    let planned = plan(&file, b"x", &world);
+    let saved =
+        serde_json::to_string(&omsup_engine::SavedPlan::new("p".into(), planned.clone())).unwrap();
+    assert!(!saved.contains("hunter2-secret-value") && !saved.contains("AKIA-value"));
+    let node = &planned.diff.nodes[0];
+    assert_eq!(
+        node.env_before["TSDB_PASSWORD"],
+        omsup_engine::diff::REDACTED
+    );
+    assert_eq!(
+        node.env_after["OMS_HOST_IP"], "10.0.0.2",
+        "other values are kept"
+    );
+}
