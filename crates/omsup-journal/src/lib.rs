@@ -1,1 +1,56 @@
-//! omsup-journal
+//! omsup-journal: the durable state store of omsup. One SQLite database per deployment holds
+//! the runs (apply, rollback), their append-only event log and the deployment lock.
+//!
+//! - [`event`]: the state machine (steno's events `Intent`, `Started`, `Succeeded`, `Failed`,
+//!   `UndoStarted`, `UndoFinished`, `UndoFailed`), legal transitions and replay into
+//!   [`RunState`];
+//! - [`journal`]: [`Journal`] (open, queries) and [`RunWriter`] (durable appends);
+//! - [`lock`]: [`DeploymentLock`], one apply/resume/rollback per deployment at a time;
+//! - [`run`], [`ids`], [`time`]: the records and identifiers.
+//!
+//! The journal speaks in step ids and step kinds (strings) and JSON payloads; it does not
+//! depend on the engine or the executors. It never stores a registered secret
+//! ([`Journal::register_secret`]).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), omsup_journal::JournalError> {
+//! use omsup_journal::*;
+//! let journal = Journal::open(std::path::Path::new(".omsup"), "oms-prod").await?;
+//! journal.register_secret("the meta db password");
+//! let lock = journal
+//!     .acquire_lock(LockRequest { run_id: RunId::generate(), purpose: LockPurpose::Apply, force_unlock: None })
+//!     .await?;
+//! let run = journal
+//!     .begin_run(&lock, NewRun {
+//!         kind: RunKind::Apply,
+//!         undoes: None,
+//!         plan_fingerprint: "sha256:...".into(),
+//!         plan_file_path: "oms-prod.toml".into(),
+//!         plan_file_sha256: "...".into(),
+//!         planned_steps: vec![PlannedStep::new("ha.off", "ha-off")],
+//!     })
+//!     .await?;
+//! run.intent("ha.off", "ha-off", serde_json::json!({})).await?; // durable before acting
+//! // ... turn HA off ...
+//! run.succeeded("ha.off", serde_json::json!({ "previous_ha_config": "{...}" })).await?;
+//! run.finish(RunOutcome::Succeeded).await?;
+//! lock.release().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod event;
+pub mod host;
+pub mod ids;
+pub mod journal;
+pub mod lock;
+pub mod run;
+pub mod time;
+
+pub use error::JournalError;
+pub use event::{EventKind, JournalEvent, RunState, StepRecord, StepState};
+pub use ids::{LockId, RunId, StepId};
+pub use journal::{Appended, Journal, RunWriter, SCHEMA_VERSION, journal_path, journals_in};
+pub use lock::{DeploymentLock, LockHolder, LockPurpose, LockRequest, LockTiming, Staleness};
+pub use run::{NewRun, PlannedStep, RunInfo, RunKind, RunOutcome};
+pub use time::Timestamp;

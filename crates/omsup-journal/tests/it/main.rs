@@ -1,0 +1,8 @@
+//! omsup-journal's integration tests: real SQLite files in temporary directories, real child
+//! processes for durability and the lock.
+
+mod durability;
+mod lock;
+mod secrets;
+mod state_machine;
+mod support;
