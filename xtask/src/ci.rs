@@ -116,7 +116,3 @@ fn example_plans() -> Result<Vec<std::path::PathBuf>> {
     plans.sort();
     Ok(plans)
 }
-
-pub fn bench(_args: &[String]) -> Result<()> {
-    bail!("no benchmarks yet")
-}

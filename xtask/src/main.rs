@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation (codegen, services, simulator images, the
 //! test world, CI, the demo and benchmarks). Run `cargo xtask help` for the list.
 
+mod bench;
 mod bench_plan;
 mod ci;
 mod codegen;
@@ -20,7 +21,7 @@ tasks:
   services [down]    install and start Docker daemons and MariaDB for tests and the demo
   sim-images         build the OMS simulator images and their `docker save` packages
   world up|down      deploy (or remove) a two-node OMS world on the test services
-  bench              run the benchmarks and print their figures
+  bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world) and print figures
   bench-plan         time `omsup plan` on a two-node world (also part of `bench`)
 ";
 
@@ -34,7 +35,7 @@ fn main() -> Result<()> {
         Some("services") => services::run(rest),
         Some("sim-images") => sim_images::run(rest),
         Some("world") => world::run(rest),
-        Some("bench") => ci::bench(rest),
+        Some("bench") => bench::run(rest),
         Some("bench-plan") => bench_plan::plan_on_world(),
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");

@@ -8,8 +8,10 @@
 //! - `region[r].prune-heartbeats` needs every stop in its region (nothing writes heartbeats).
 //! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its prune.
 //!   The backups run in parallel.
-//! - `node[ip].start-new` needs its stop, its image, and every backup (a new container writes
-//!   to the meta database, so it must not start before the backups are taken). It renames the
+//! - `node[ip].start-new` needs its stop, its image, and the backups of the databases its new
+//!   container writes to: rm, cm and its own region's cm_hb (a new container writes to them,
+//!   so it must not start before they are dumped; another region's heartbeat backup does not
+//!   hold it up). It renames the
 //!   old container to `<name>-omsup-<old version>` and runs the new one under the old name in
 //!   one step: a rename alone changes nothing a user or rollback cares about, and keeping the
 //!   two together means a resumed run never finds the name half-taken (the executor observes
@@ -373,18 +375,25 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 }
                 _ => all_stops.clone(),
             };
-            backups.push(b.add(
-                format!("db[{}].backup", db.name),
-                StepKind::Backup {
-                    database: db.name.clone(),
-                },
-                deps,
-                format!(
-                    "dump {} ({}) to the backup directory, checksummed",
-                    db.name,
-                    crate::diff::human_bytes(db.size_bytes)
+            let region = match &db.role {
+                DatabaseRole::CmHb { region } => Some(region.clone()),
+                DatabaseRole::Rm | DatabaseRole::Cm => None,
+            };
+            backups.push((
+                region,
+                b.add(
+                    format!("db[{}].backup", db.name),
+                    StepKind::Backup {
+                        database: db.name.clone(),
+                    },
+                    deps,
+                    format!(
+                        "dump {} ({}) to the backup directory, checksummed",
+                        db.name,
+                        crate::diff::human_bytes(db.size_bytes)
+                    ),
+                    "none: the backup is what rollback restores from",
                 ),
-                "none: the backup is what rollback restores from",
             ));
         }
     }
@@ -392,7 +401,13 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
     for node in &upgrading {
         let mut deps = vec![stops[&node.ip].clone()];
         deps.extend(loads.get(&node.ip).cloned());
-        deps.extend(backups.iter().cloned());
+        // The databases this node's new container writes to: rm, cm and its region's cm_hb.
+        deps.extend(
+            backups
+                .iter()
+                .filter(|(region, _)| region.as_ref().is_none_or(|r| r == &node.region))
+                .map(|(_, id)| id.clone()),
+        );
         let start = b.add(
             format!("node[{}].start-new", node.ip),
             StepKind::StartNew {

@@ -376,3 +376,19 @@ fn secret_looking_environment_values_never_reach_the_plan() {
         "other values are kept"
     );
 }
+
+#[test]
+fn a_new_container_waits_for_the_backups_it_writes_to_only() {
+    let file = synthetic::plan(2, 1);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.2.8"));
+    assert_eq!(
+        deps(&planned, "node[10.1.0.2].start-new"),
+        [
+            "db[cm].backup",
+            "db[hb1].backup",
+            "db[rm].backup",
+            "node[10.1.0.2].load-image",
+            "node[10.1.0.2].stop-old"
+        ]
+    );
+}
