@@ -197,3 +197,24 @@ fn dot_is_a_well_formed_digraph_with_the_downtime_cluster() {
         .expect("a downtime cluster");
     assert_eq!(cluster.matches("[label=").count(), planned.downtime_steps());
 }
+
+#[test]
+fn human_two_regions_init_once_in_one_and_per_node_in_the_other() {
+    let file: PlanFile = toml::from_str(&synthetic::plan_toml(2, 2)).unwrap();
+    let mut world = synthetic::world(&file, "4.2.8");
+    for ip in ["10.1.0.2", "10.1.1.2"] {
+        let container = synthetic::node_mut(&mut world, ip)
+            .container
+            .as_mut()
+            .unwrap();
+        container.config.as_mut().unwrap().cm_nodes = vec![ip.to_owned()];
+    }
+    let rendered = render_plan_human(&plan(&file, b"synthetic", &world), &Style::plain());
+    let regions: String = rendered
+        .split("\n\n")
+        .filter(|block| block.trim_start().starts_with("~ region"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    insta::assert_snapshot!(regions);
+    assert!(rendered.contains("node[10.1.0.2].init") && rendered.contains("region[r0].init"));
+}
