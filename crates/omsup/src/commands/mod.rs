@@ -3,6 +3,7 @@
 pub mod graph;
 pub mod lint;
 pub mod plan;
+pub mod status;
 
 use crate::cli::Command;
 use crate::report::CliError;
@@ -15,8 +16,8 @@ pub fn run(command: Command, style: &Style) -> Result<u8, CliError> {
         Command::Apply(_) => Err(not_yet("apply")),
         Command::Resume(_) => Err(not_yet("resume")),
         Command::Rollback(_) => Err(not_yet("rollback")),
-        Command::Status(_) => Err(not_yet("status")),
-        Command::History(_) => Err(not_yet("history")),
+        Command::Status(args) => status::run_status(&args, style),
+        Command::History(args) => status::run_history(&args, style),
         Command::Graph(args) => graph::run(&args, style),
     }
 }
