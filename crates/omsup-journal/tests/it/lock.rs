@@ -119,7 +119,7 @@ fn between_two_processes_exactly_one_wins_and_the_loser_sees_the_holder() {
                 .arg("try-lock")
                 .arg(&state_dir)
                 .arg(support::DEPLOYMENT)
-                .arg("3000")
+                .arg("5000")
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
