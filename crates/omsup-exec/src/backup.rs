@@ -139,11 +139,7 @@ fn find_on_path(names: &[&str]) -> Option<PathBuf> {
 
 /// Identifiers we interpolate into SQL are restricted to what OMS database names use.
 fn check_identifier(name: &str) -> Result<(), BackupError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    let valid = omsup_model::validate::is_database_name(name);
     if valid {
         Ok(())
     } else {
@@ -533,7 +529,8 @@ fn write_manifest(dir: &Path, manifest: &BackupManifest) -> Result<(), BackupErr
     })
 }
 
-fn last_lines(text: &str, count: usize) -> String {
+/// The last `count` lines of `text` (for error messages quoting a tool's output).
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
 }

@@ -353,7 +353,7 @@ pub async fn wait_ready(
             return Err(DockerActionError::ExitedBeforeReady {
                 container: name.to_owned(),
                 exit_code: state.exit_code.unwrap_or(-1),
-                log_tail: last_lines(&logs, 10),
+                log_tail: crate::backup::last_lines(&logs, 10),
             });
         }
         if started.elapsed() >= timeout {
@@ -447,11 +447,6 @@ pub async fn run_init(
         output,
         took: started.elapsed(),
     })
-}
-
-fn last_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 #[cfg(test)]

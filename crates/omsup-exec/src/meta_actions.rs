@@ -26,11 +26,7 @@ pub enum MetaActionError {
 }
 
 fn check_identifier(name: &str) -> Result<(), MetaActionError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    let valid = omsup_model::validate::is_database_name(name);
     if valid {
         Ok(())
     } else {

@@ -166,12 +166,18 @@ fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
     }
 }
 
-fn check_database_name(name: &str, path: FieldPath, findings: &mut Vec<Finding>) {
-    let valid = !name.is_empty()
+/// The database names omsup accepts, and so may interpolate into SQL: letters, digits, `_`
+/// and `$`, at most 64 characters (what OMS database names use).
+pub fn is_database_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+}
+
+fn check_database_name(name: &str, path: FieldPath, findings: &mut Vec<Finding>) {
+    let valid = is_database_name(name);
     if !valid {
         findings.push(
             Finding::error(

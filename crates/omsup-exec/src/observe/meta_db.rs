@@ -11,14 +11,6 @@ use sqlx::{AssertSqlSafe, Connection};
 use super::{CONNECT_TIMEOUT, ObserveError, READ_TIMEOUT, within};
 use crate::secrets::MetaPassword;
 
-fn valid_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-}
-
 /// Observes the meta database; an unreachable one is [`MetaDbReach::Unreachable`] plus the
 /// problem.
 pub(crate) async fn observe_meta_db(
@@ -47,7 +39,10 @@ async fn read_meta_db(
             names.push(region.cm_hb.clone());
         }
     }
-    if let Some(bad) = names.iter().find(|name| !valid_identifier(name)) {
+    if let Some(bad) = names
+        .iter()
+        .find(|name| !omsup_model::validate::is_database_name(name))
+    {
         return Err(ObserveError::DatabaseName(bad.clone()));
     }
     tracing::info!(host = %meta.host, port = meta.port, "observing the meta database");
