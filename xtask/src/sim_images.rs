@@ -105,24 +105,11 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `oms:feature_4.2.9-ce`
-pub fn tag(version: &str) -> String {
-    format!("oms:feature_{version}-ce")
-}
+// Names and paths are the test world's: one definition for the builder and its users.
+use omsup_testworld::world::{image_package as package_path, image_tag as tag, target_dir};
 
-/// The cargo target directory (honours `CARGO_TARGET_DIR`).
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| crate::workspace_root().join("target"), PathBuf::from)
-}
-
-pub fn images_dir() -> PathBuf {
+fn images_dir() -> PathBuf {
     target_dir().join("oms-sim-images")
-}
-
-/// `<target>/oms-sim-images/oms-4.2.9-ce.tar`
-pub fn package_path(version: &str) -> PathBuf {
-    images_dir().join(format!("oms-{version}-ce.tar"))
 }
 
 fn image_id(tag: &str) -> Option<String> {
