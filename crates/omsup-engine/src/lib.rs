@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod observed;
+pub mod rollback;
 pub mod steps;
 pub mod synthetic;
 
