@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -57,6 +57,9 @@ impl StepError {
     }
 }
 
+/// Bytes a long step has moved so far: `(step id, bytes, total if known)`.
+pub type OnBytes = Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>;
+
 /// The connections and settings of one run.
 pub struct ApplyContext {
     pub plan_file: PlanFile,
@@ -70,6 +73,8 @@ pub struct ApplyContext {
     pub backup_dir: PathBuf,
     /// Outputs of finished steps, by step id (loaded from the journal on resume).
     pub outputs: Mutex<BTreeMap<String, Value>>,
+    /// Progress of image loads and backups (a no-op unless the caller sets one).
+    pub on_bytes: OnBytes,
 }
 
 fn unix_now() -> u64 {
@@ -111,6 +116,7 @@ impl ApplyContext {
             dockers,
             backup_dir,
             outputs: Mutex::new(BTreeMap::new()),
+            on_bytes: Arc::new(|_, _, _| {}),
         })
     }
 
@@ -173,9 +179,37 @@ fn scrub(text: &str, password: &str) -> String {
     }
 }
 
-/// Runs one step and returns its outputs; records them in the context.
-pub async fn execute_step(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
-    let output = run(ctx, step).await?;
+/// Reads, without changing anything, the facts a step must remember from *before* it acts:
+/// the caller journals them in the step's intent, and passes the first attempt's capture to
+/// every later attempt of the step (a resume), so a retried step still knows the world as it
+/// was before its first attempt.
+///
+/// - `ha.off`: the whole `ha.config` value (what `ha.restore` and rollback write back);
+/// - `stop-old`: the time just before the stop (T1, if the stop is only found done later).
+pub async fn capture(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
+    match &step.kind {
+        StepKind::HaOff => {
+            let value = meta_actions::read_ha_config(&ctx.pool, &ctx.plan_file.meta_db.rm)
+                .await
+                .map_err(|source| StepError::Meta {
+                    step: step.id.clone(),
+                    source,
+                })?;
+            Ok(json!({ "ha_config": value }))
+        }
+        StepKind::StopOld { .. } => Ok(json!({ "before_stop": unix_now() })),
+        _ => Ok(Value::Null),
+    }
+}
+
+/// Runs one step and returns its outputs; records them in the context. `captured` is what
+/// [`capture`] returned before the step's first attempt (`Value::Null` when nothing was).
+pub async fn execute_step(
+    ctx: &ApplyContext,
+    step: &Step,
+    captured: &Value,
+) -> Result<Value, StepError> {
+    let output = run(ctx, step, captured).await?;
     ctx.outputs
         .lock()
         .expect("outputs lock")
@@ -183,7 +217,7 @@ pub async fn execute_step(ctx: &ApplyContext, step: &Step) -> Result<Value, Step
     Ok(output)
 }
 
-async fn run(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
+async fn run(ctx: &ApplyContext, step: &Step, captured: &Value) -> Result<Value, StepError> {
     let timeouts = &ctx.plan_file.timeouts;
     let docker_err = |source| StepError::Docker {
         step: step.id.clone(),
@@ -211,11 +245,16 @@ async fn run(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
         StepKind::LoadImage { node } => {
             let docker = ctx.docker(step, node)?;
             let started = Instant::now();
+            let total = std::fs::metadata(&ctx.plan_file.image.package)
+                .ok()
+                .map(|m| m.len());
+            let on_bytes = ctx.on_bytes.clone();
+            let id = step.id.clone();
             let image_id = docker_actions::load_image(
                 docker,
                 &ctx.plan_file.image.package,
                 &ctx.plan_file.image.tag,
-                |_| {},
+                move |bytes| on_bytes(&id, bytes, total),
             )
             .await
             .map_err(docker_err)?;
@@ -225,10 +264,11 @@ async fn run(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
             let outcome = meta_actions::ha_off(&ctx.pool, &ctx.plan_file.meta_db.rm)
                 .await
                 .map_err(meta_err)?;
-            // On a resume the value read now may already be "off": the journaled one wins.
-            let previous = ctx
-                .output(&step.id)
-                .and_then(|v| v.get("previous").cloned())
+            // On a retry the value read now may already be "off": the capture from before the
+            // first attempt wins.
+            let previous = captured
+                .get("ha_config")
+                .cloned()
                 .unwrap_or(outcome.previous);
             Ok(json!({ "previous": previous, "changed": outcome.changed, "at": unix_now() }))
         }
@@ -245,10 +285,17 @@ async fn run(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
             let outcome = docker_actions::stop_container(docker, name, timeouts.stop.as_duration())
                 .await
                 .map_err(docker_err)?;
-            let stopped_at = outcome
+            let mut stopped_at = outcome
                 .stopped_at
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
+            // Found already stopped on a retry: it stopped after the first attempt's capture,
+            // and the earlier T1 is the safe one (it lengthens the HA window, never shortens).
+            if !outcome.was_running
+                && let Some(before) = captured.get("before_stop").and_then(Value::as_u64)
+            {
+                stopped_at = stopped_at.min(before);
+            }
             Ok(
                 json!({ "container_id": outcome.container_id, "was_running": outcome.was_running, "stopped_at": stopped_at }),
             )
@@ -277,7 +324,7 @@ async fn run(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
                 &ctx.pool,
                 database,
                 &ctx.backup_dir,
-                &|_| {},
+                &|bytes| (ctx.on_bytes)(&step.id, bytes, None),
             )
             .await
             .map_err(|source| StepError::Backup {

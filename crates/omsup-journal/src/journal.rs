@@ -56,7 +56,8 @@ pub const SCHEMA: &[&str] = &[
         finished_at      TEXT,
         outcome          TEXT NOT NULL CHECK (outcome IN ('running', 'succeeded', 'failed')),
         resume_count     INTEGER NOT NULL DEFAULT 0,
-        last_resumed_at  TEXT
+        last_resumed_at  TEXT,
+        document         TEXT NOT NULL DEFAULT 'null'
     )",
     "CREATE TABLE IF NOT EXISTS events (
         run_id    TEXT NOT NULL REFERENCES runs (run_id),
@@ -478,11 +479,19 @@ impl Journal {
         }
         let planned_steps =
             serde_json::to_string(&new_run.planned_steps).map_err(JournalError::Payload)?;
+        if let Some(location) = self.find_secret(&new_run.document, None) {
+            return Err(JournalError::SecretInPayload {
+                run_id,
+                step_id: StepId::new("(run document)"),
+                location,
+            });
+        }
+        let document = serde_json::to_string(&new_run.document).map_err(JournalError::Payload)?;
         sqlx::query(
             "INSERT INTO runs (run_id, kind, undoes_run_id, deployment, plan_fingerprint,
                  plan_file_path, plan_file_sha256, planned_steps, started_by, started_on_host,
-                 started_pid, omsup_version, started_at, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running')",
+                 started_pid, omsup_version, started_at, outcome, document)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14)",
         )
         .bind(run_id.as_str())
         .bind(new_run.kind.as_str())
@@ -497,6 +506,7 @@ impl Journal {
         .bind(i64::from(std::process::id()))
         .bind(env!("CARGO_PKG_VERSION"))
         .bind(Timestamp::now().to_rfc3339())
+        .bind(document)
         .execute(&mut *transaction)
         .await
         .map_err(|source| self.database_error(source))?;
@@ -609,6 +619,20 @@ impl Journal {
         let info = self.run_info(run_id).await?;
         let events = self.events(run_id).await?;
         event::replay(info, &events)
+    }
+
+    /// The document the run was begun with ([`NewRun::document`]): what it executes.
+    pub async fn run_document(&self, run_id: &RunId) -> Result<Value, JournalError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT document FROM runs WHERE run_id = ?1")
+                .bind(run_id.as_str())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+        let text = text.ok_or_else(|| JournalError::RunNotFound {
+            run_id: run_id.clone(),
+        })?;
+        serde_json::from_str(&text).map_err(JournalError::Payload)
     }
 
     /// Every run, replayed, oldest first.

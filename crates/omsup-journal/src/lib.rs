@@ -28,6 +28,7 @@
 //!         plan_file_path: "oms-prod.toml".into(),
 //!         plan_file_sha256: "...".into(),
 //!         planned_steps: vec![PlannedStep::new("ha.off", "ha-off")],
+//!         document: serde_json::json!({ "steps": ["ha.off"] }),
 //!     })
 //!     .await?;
 //! run.intent("ha.off", "ha-off", serde_json::json!({})).await?; // durable before acting

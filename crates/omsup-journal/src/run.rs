@@ -106,6 +106,10 @@ pub struct NewRun {
     pub plan_file_sha256: String,
     /// The steps of the run in the engine's order.
     pub planned_steps: Vec<PlannedStep>,
+    /// What the run executes, as the caller serialized it (the engine's plan), so a resume or
+    /// a rollback works from exactly what was started, not from a re-plan. Refused when it
+    /// contains a registered secret. `Value::Null` when the caller has nothing to keep.
+    pub document: serde_json::Value,
 }
 
 /// A run's row, as read back.

@@ -171,8 +171,15 @@ pub struct ResumeArgs {
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
+    /// Progress format on stderr (`jsonl`: JSON Lines events on stdout)
     #[arg(long, value_enum, default_value_t = ProgressFormat::Human)]
     pub format: ProgressFormat,
+    /// How many steps may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Take over a stale lock with this id (see the refusal message)
+    #[arg(long, value_name = "LOCK_ID")]
+    pub force_unlock: Option<String>,
     #[command(flatten)]
     pub state: StateDirArgs,
 }
@@ -188,8 +195,18 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
+    /// Keep the new containers, stopped and renamed, instead of removing them
+    #[arg(long)]
+    pub keep_new: bool,
+    /// Progress format on stderr (`jsonl`: JSON Lines events on stdout)
     #[arg(long, value_enum, default_value_t = ProgressFormat::Human)]
     pub format: ProgressFormat,
+    /// How many steps may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Take over a stale lock with this id (see the refusal message)
+    #[arg(long, value_name = "LOCK_ID")]
+    pub force_unlock: Option<String>,
     #[command(flatten)]
     pub state: StateDirArgs,
 }

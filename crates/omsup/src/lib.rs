@@ -7,8 +7,10 @@ pub mod cli;
 pub mod commands;
 pub mod diagnostics;
 pub mod exit_codes;
+pub mod progress;
 pub mod render;
 pub mod report;
+pub mod runner;
 pub mod style;
 
 use std::ffi::OsString;

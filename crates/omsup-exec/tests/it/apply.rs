@@ -66,12 +66,16 @@ async fn an_upgrade_keeps_every_row_and_store_file_and_ends_online_with_ha_resto
         let ctx = &ctx;
         let step = planned.steps.iter().find(|s| s.id == id).unwrap().clone();
         async move {
-            execute_step(ctx, &step).await.map(|_| ()).map_err(|e| {
-                format!(
-                    "{e}: {:?}",
-                    std::error::Error::source(&e).map(|s| s.to_string())
-                )
-            })
+            let captured = omsup_exec::apply::capture(ctx, &step).await.unwrap();
+            execute_step(ctx, &step, &captured)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "{e}: {:?}",
+                        std::error::Error::source(&e).map(|s| s.to_string())
+                    )
+                })
         }
     })
     .await;

@@ -56,6 +56,7 @@ async fn run(arguments: &[String]) -> Result<(), String> {
                             "node[10.0.0.2].stop-old",
                             "stop-old",
                         )],
+                        document: serde_json::Value::Null,
                     },
                 )
                 .await

@@ -379,6 +379,7 @@ async fn a_rollback_run_undoes_a_run_and_marks_its_steps_undone() {
                 kind: RunKind::Rollback,
                 undoes: Some(apply_id.clone()),
                 planned_steps: vec![omsup_journal::PlannedStep::new("undo.ha.off", "ha-restore")],
+                document: serde_json::Value::Null,
                 ..support::new_apply_run()
             },
         )

@@ -42,6 +42,7 @@ pub fn new_apply_run() -> NewRun {
             PlannedStep::new("db[rm_428].backup", "backup"),
             PlannedStep::new("node[10.0.0.2].start-new", "start-new"),
         ],
+        document: serde_json::json!({ "steps": 4 }),
     }
 }
 

@@ -4,9 +4,9 @@
 //! graph of what could be planned is still printed).
 
 use crate::cli::GraphArgs;
-use crate::commands::plan::interim_render::render_dot;
 use crate::commands::plan::{prepare, report_observation_problems};
 use crate::exit_codes;
+use crate::render::render_dot;
 use crate::report::CliError;
 use crate::style::Style;
 

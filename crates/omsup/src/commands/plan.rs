@@ -17,20 +17,59 @@ use omsup_model::{PlanFile, Severity};
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::diagnostics::render_human;
 use crate::exit_codes;
+use crate::render::{render_plan_human, render_plan_json};
 use crate::report::CliError;
 use crate::style::Style;
-use interim_render::{render_plan_human, render_plan_json};
 
 /// A plan file read, checked and observed: what `plan` and `graph` start from.
 pub struct Prepared {
     pub plan_file: PlanFile,
     pub plan_file_bytes: Vec<u8>,
+    pub secrets: Secrets,
     pub observation: Observation,
 }
 
-/// Reads `path`, refuses a plan file with lint errors (printing them on stderr), reads the
-/// password, and observes the deployment.
+/// [`prepare_async`] on a runtime of its own (for `plan` and `graph`).
 pub fn prepare(path: &Path, style: &Style) -> Result<Prepared, CliError> {
+    runtime()?.block_on(prepare_async(path, style))
+}
+
+/// The runtime commands that observe or act run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            CliError::new("cannot start the async runtime").with_cause(error.to_string())
+        })
+}
+
+/// Reads and checks `path` (see [`read_plan_file`]), reads the password, and observes the
+/// deployment.
+pub async fn prepare_async(path: &Path, style: &Style) -> Result<Prepared, CliError> {
+    let (plan_file, bytes) = read_plan_file(path, style)?;
+    let secrets = Secrets::from_plan(&plan_file).map_err(|error| {
+        let hint = error.hint();
+        CliError::from_error(&error).with_hint(hint)
+    })?;
+    let started = std::time::Instant::now();
+    let observation = observe(&plan_file, &secrets).await;
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        problems = observation.problems.len(),
+        "observed the deployment"
+    );
+    Ok(Prepared {
+        plan_file,
+        plan_file_bytes: bytes,
+        secrets,
+        observation,
+    })
+}
+
+/// Reads `path` and refuses a plan file with lint errors (printing every finding on stderr).
+pub fn read_plan_file(path: &Path, style: &Style) -> Result<(PlanFile, Vec<u8>), CliError> {
     let display = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| {
         CliError::new(format!("cannot read the plan file `{display}`"))
@@ -59,30 +98,7 @@ pub fn prepare(path: &Path, style: &Style) -> Result<Prepared, CliError> {
         ))
         .with_hint(format!("run `omsup lint {display}` and fix every error")));
     }
-    let plan_file = linted.plan.expect("checked above");
-    let secrets = Secrets::from_plan(&plan_file).map_err(|error| {
-        let hint = error.hint();
-        CliError::from_error(&error).with_hint(hint)
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            CliError::new("cannot start the async runtime").with_cause(error.to_string())
-        })?;
-    let started = std::time::Instant::now();
-    let observation = runtime.block_on(observe(&plan_file, &secrets));
-    tracing::info!(
-        took_ms = started.elapsed().as_millis() as u64,
-        problems = observation.problems.len(),
-        "observed the deployment"
-    );
-    Ok(Prepared {
-        plan_file,
-        plan_file_bytes: bytes,
-        observation,
-    })
+    Ok((linted.plan.expect("checked above"), bytes))
 }
 
 /// Prints every part of the world that could not be observed, as `error:` / `caused by:` /
@@ -179,129 +195,4 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
         .persist(path)
         .map_err(|error| failed(error.error))?;
     Ok(())
-}
-
-/// Interim renderers, used until `crate::render` lands (then removed).
-pub(crate) mod interim_render {
-    use omsup_engine::UpgradePlan;
-
-    use crate::style::Style;
-
-    pub fn render_plan_human(plan: &UpgradePlan, style: &Style) -> String {
-        use omsup_engine::diff::NodeState;
-        use omsup_model::Severity;
-
-        let diff = &plan.diff;
-        let mut out = String::new();
-        let from = diff
-            .from
-            .map_or_else(|| "unknown".to_owned(), |v| v.to_string());
-        out.push_str(&format!(
-            "{} {from} -> {}\n\n",
-            style.bold(&format!("Upgrade `{}`:", plan.deployment)),
-            diff.to
-        ));
-        for node in &diff.nodes {
-            let (symbol, what) = match node.state {
-                NodeState::NeedsUpgrade => ("~", "upgrade"),
-                NodeState::Upgraded => (" ", "already on the target"),
-                NodeState::Blocked => ("!", "blocked"),
-            };
-            out.push_str(&format!(
-                "  {symbol} node {} (region {}, container `{}`): {what}\n",
-                node.ip, node.region, node.container
-            ));
-            if node.state == NodeState::NeedsUpgrade {
-                out.push_str(&format!(
-                    "      image: {} -> {}\n",
-                    node.image_before.as_deref().unwrap_or("none"),
-                    node.image_after
-                ));
-                if let Some(kept) = &node.kept_as {
-                    out.push_str(&format!("      old container kept as `{kept}`\n"));
-                }
-                for (key, value) in &node.env_after {
-                    if node.env_before.get(key) != Some(value) {
-                        out.push_str(&format!("      + env {key}={value}\n"));
-                    }
-                }
-            }
-        }
-        for database in &diff.databases {
-            let before = database
-                .schema_before
-                .map_or_else(|| "unknown".to_owned(), |v| v.to_string());
-            out.push_str(&format!(
-                "  ~ db {}: schema {before} -> {}{}\n",
-                database.name,
-                database.schema_after,
-                if database.backup {
-                    ", backed up first"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if let Some(ha) = &diff.ha {
-            out.push_str(&format!(
-                "  ~ ha.config enable: {} -> false during the upgrade -> {}\n",
-                ha.enable_before, ha.enable_after
-            ));
-        }
-        for finding in &diff.findings {
-            let label = match finding.severity {
-                Severity::Error => style.red("error"),
-                Severity::Warning => style.yellow("warning"),
-            };
-            out.push_str(&format!(
-                "\n{label}[{}] {}: {}\n",
-                finding.code, finding.subject, finding.message
-            ));
-            if let Some(hint) = &finding.hint {
-                out.push_str(&format!("  hint: {hint}\n"));
-            }
-        }
-        if plan.steps.is_empty() {
-            if !plan.has_blocking_findings() {
-                out.push_str("\nNo changes. The deployment matches the plan file.\n");
-            }
-            return out;
-        }
-        out.push_str("\nSteps (one lane runs in parallel; * inside the downtime window):\n");
-        for (lane, steps) in plan.lanes().iter().enumerate() {
-            for step in steps {
-                let mark = if step.downtime { "*" } else { " " };
-                out.push_str(&format!("  {lane:>2} {mark} {}\n", step.id));
-                if !step.depends_on.is_empty() {
-                    out.push_str(&format!(
-                        "         {}\n",
-                        style.dim(&format!("after {}", step.depends_on.join(", ")))
-                    ));
-                }
-            }
-        }
-        out.push_str(&format!(
-            "\nPlan: {} steps on {} nodes; downtime window: {} steps\n",
-            plan.steps.len(),
-            plan.nodes_touched(),
-            plan.downtime_steps()
-        ));
-        out
-    }
-
-    pub fn render_plan_json(plan: &UpgradePlan) -> String {
-        serde_json::to_string_pretty(plan).expect("a plan serializes") + "\n"
-    }
-
-    pub fn render_dot(plan: &UpgradePlan) -> String {
-        let mut out = String::from("digraph plan {\n");
-        for step in &plan.steps {
-            out.push_str(&format!("  \"{}\";\n", step.id));
-            for dependency in &step.depends_on {
-                out.push_str(&format!("  \"{dependency}\" -> \"{}\";\n", step.id));
-            }
-        }
-        out.push_str("}\n");
-        out
-    }
 }

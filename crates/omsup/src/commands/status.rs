@@ -17,6 +17,7 @@ use omsup_journal::{
 };
 
 use crate::cli::{OutputFormat, StateArgs};
+use crate::commands::plan::runtime;
 use crate::exit_codes;
 use crate::report::CliError;
 use crate::style::Style;
@@ -50,7 +51,7 @@ pub fn deployment_name_of(plan_file: &Path) -> Result<String, CliError> {
     }
 }
 
-fn journal_error(error: JournalError) -> CliError {
+pub fn journal_error(error: JournalError) -> CliError {
     let hint = error.hint();
     let cli_error = CliError::from_error(&error);
     match hint {
@@ -61,8 +62,22 @@ fn journal_error(error: JournalError) -> CliError {
 
 /// Opens the journal `args` point at (see the module doc).
 async fn open_journal(args: &StateArgs) -> Result<Journal, CliError> {
-    let state_dir = state_dir_for(args.file.as_deref(), args.state.state_dir.as_deref());
-    let deployment = match &args.file {
+    let (state_dir, deployment) =
+        locate_journal(args.file.as_deref(), args.state.state_dir.as_deref())?;
+    Journal::open_existing(&state_dir, &deployment)
+        .await
+        .map_err(|error| {
+            journal_error(error).with_hint("a journal is created by the first `omsup apply`")
+        })
+}
+
+/// The state directory and deployment whose journal a command means (see the module doc).
+pub fn locate_journal(
+    file: Option<&Path>,
+    state_dir: Option<&Path>,
+) -> Result<(PathBuf, String), CliError> {
+    let state_dir = state_dir_for(file, state_dir);
+    let deployment = match file {
         Some(file) => deployment_name_of(file)?,
         None => {
             let found = journals_in(&state_dir).map_err(|error| {
@@ -99,20 +114,7 @@ async fn open_journal(args: &StateArgs) -> Result<Journal, CliError> {
             }
         }
     };
-    Journal::open_existing(&state_dir, &deployment)
-        .await
-        .map_err(|error| {
-            journal_error(error).with_hint("a journal is created by the first `omsup apply`")
-        })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            CliError::new("cannot start the async runtime").with_cause(error.to_string())
-        })
+    Ok((state_dir, deployment))
 }
 
 /// `omsup status`

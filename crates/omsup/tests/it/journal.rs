@@ -32,6 +32,7 @@ fn new_run(kind: RunKind, undoes: Option<RunId>) -> NewRun {
             PlannedStep::new("node[10.0.0.2].stop-old", "stop-old"),
             PlannedStep::new("node[10.0.0.2].start-new", "start-new"),
         ],
+        document: serde_json::Value::Null,
     }
 }
 
