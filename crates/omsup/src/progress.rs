@@ -9,7 +9,8 @@
 //!   backups). Finished steps become permanent lines above the bars
 //!   (`✓ node[10.0.0.2].stop-old  1.2s  kept ...`, `✗ step  0.4s: error`). A steady tick keeps
 //!   spinners moving; drawing is rate-limited by indicatif so many steps do not flicker.
-//!   [`ProgressSink::finish`] clears the bars.
+//!   [`ProgressSink::finish`] clears the bars. The run's outcome is not shown here: the
+//!   command prints its summary after `finish`.
 //! - **Plain lines** (`--format human`, stderr is not a terminal: pipes, CI): one line per
 //!   event on stderr, prefixed with the UTC time of day, e.g.
 //!   `12:00:01 start node[10.0.0.2].stop-old`,
@@ -184,31 +185,6 @@ fn note_text(step: Option<&str>, message: &str, indent: usize) -> String {
     format!("{about}{}", indent_continuation(message, indent))
 }
 
-/// `run R failed in 9.7s, downtime 41.2s: 2 succeeded, 1 failed, 0 not started`, for
-/// [`Event::RunFinished`] (empty for any other event).
-fn run_finished_text(event: &Event) -> String {
-    let Event::RunFinished {
-        run_id,
-        outcome,
-        took_ms,
-        downtime_ms,
-        succeeded,
-        failed,
-        not_started,
-    } = event
-    else {
-        return String::new();
-    };
-    let downtime = downtime_ms
-        .map(|ms| format!(", downtime {}", took(ms)))
-        .unwrap_or_default();
-    format!(
-        "run {run_id} {outcome} in {}{downtime}: {succeeded} succeeded, {failed} failed, \
-         {not_started} not started",
-        took(*took_ms)
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Plain lines
 
@@ -274,13 +250,28 @@ pub fn plain_line(event: &Event, now: Timestamp, style: &Style) -> String {
             style.yellow("note "),
             note_text(step.as_deref(), message, PLAIN_INDENT)
         ),
-        Event::RunFinished { outcome, .. } => {
+        Event::RunFinished {
+            run_id,
+            outcome,
+            took_ms,
+            downtime_ms,
+            succeeded,
+            failed,
+            not_started,
+        } => {
             let word = if outcome == "succeeded" {
                 style.green("end  ")
             } else {
                 style.red("end  ")
             };
-            format!("{word} {}", run_finished_text(event))
+            let downtime = downtime_ms
+                .map(|ms| format!(", downtime {}", took(ms)))
+                .unwrap_or_default();
+            format!(
+                "{word} run {run_id} {outcome} in {}{downtime}: {succeeded} succeeded, \
+                 {failed} failed, {not_started} not started",
+                took(*took_ms)
+            )
         }
     };
     format!("{clock} {body}")
@@ -705,14 +696,8 @@ impl ProgressSink for LiveView {
                     note_text(step.as_deref(), message, 2)
                 ));
             }
-            Event::RunFinished { outcome, .. } => {
-                let mark = if outcome == "succeeded" {
-                    self.style.green("✓")
-                } else {
-                    self.style.red("✗")
-                };
-                self.print_above(&format!("{mark} {}", run_finished_text(event)));
-            }
+            // The command prints the run's summary itself once the view is cleared.
+            Event::RunFinished { .. } => {}
         }
     }
 
