@@ -702,7 +702,8 @@ impl World {
     }
 }
 
-/// Removes every container whose name starts with `name` (the container and kept old ones).
+/// Removes the container `name` and the old ones kept under `name-...` (not `name1`: world
+/// `w4` must not remove the containers of world `w41`).
 pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
     let options = ListContainersOptionsBuilder::default()
         .all(true)
@@ -717,7 +718,10 @@ pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
             .names
             .unwrap_or_default()
             .iter()
-            .any(|n| n.trim_start_matches('/').starts_with(name));
+            .any(|n| {
+                let n = n.trim_start_matches('/');
+                n == name || n.starts_with(&format!("{name}-"))
+            });
         if let (true, Some(id)) = (matches, container.id) {
             docker
                 .remove_container(

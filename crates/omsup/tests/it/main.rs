@@ -1,5 +1,6 @@
 //! The `omsup` binary, run for real: what users see on stdout and stderr, and the exit codes.
 
+mod apply;
 mod journal;
 mod lint;
 mod plan;

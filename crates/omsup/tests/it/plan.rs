@@ -12,43 +12,10 @@ use omsup_model::plan::Mounts;
 use omsup_testworld::world::{ensure_image, exec_init, image_tag, remove_named, wait_for_log};
 use omsup_testworld::{World, WorldSpec};
 
-use crate::support::{Run, omsup};
-
-const SERVICES_HINT: &str = "run `cargo xtask services` and `cargo xtask sim-images`";
+use crate::support::{Run, omsup, up};
 
 /// An upper bound that only guards against hangs (an unreachable service must fail in seconds).
 const HANG_GUARD: Duration = Duration::from_secs(20);
-
-/// A deployed world, removed when dropped, also when a test fails (so no world is left behind).
-struct WorldGuard(World);
-
-impl std::ops::Deref for WorldGuard {
-    type Target = World;
-    fn deref(&self) -> &World {
-        &self.0
-    }
-}
-
-impl Drop for WorldGuard {
-    fn drop(&mut self) {
-        let world = self.0.clone();
-        let removed = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new()
-                .expect("a runtime for removing the world")
-                .block_on(world.down())
-        })
-        .join();
-        if let Ok(Err(error)) = removed {
-            eprintln!("cannot remove the test world {}: {error}", self.0.id);
-        }
-    }
-}
-
-async fn up(spec: WorldSpec) -> WorldGuard {
-    WorldGuard(World::up(spec).await.unwrap_or_else(|error| {
-        panic!("cannot deploy a test world: {error}\nhint: {SERVICES_HINT}")
-    }))
-}
 
 fn path_arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

@@ -1,0 +1,280 @@
+//! `omsup apply` and `omsup resume` through the real binary on real worlds: the upgrade's end
+//! state, the refusals (no confirmation, a stale saved plan, a held lock), and the crash matrix:
+//! killed before and after every step, then resumed, always the same end state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use omsup_testworld::{World, WorldSpec};
+use serde_json::Value;
+
+use crate::support::{Run, omsup, omsup_env, resume_after_kill, up};
+
+fn show(run: &Run) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        run.code, run.stdout, run.stderr
+    )
+}
+
+fn plan_arg(world: &World) -> String {
+    world.plan_path.display().to_string()
+}
+
+/// What must survive an upgrade, read before it.
+struct Before {
+    rm: BTreeMap<String, (u64, Option<i64>)>,
+    store: Vec<(std::path::PathBuf, String)>,
+}
+
+async fn before(world: &World) -> Before {
+    // The simulator appends to its store file while running: let it write something first.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    Before {
+        rm: world.table_checksums(&world.rm).await.unwrap(),
+        store: world
+            .nodes
+            .iter()
+            .map(|n| {
+                let file = n.store_dir().join(&n.ip).join("store.dat");
+                let text = std::fs::read_to_string(&file).unwrap();
+                (file, text)
+            })
+            .collect(),
+    }
+}
+
+/// The end state of a successful 4.2.8 -> 4.2.9 upgrade, whatever happened on the way.
+async fn assert_upgraded(world: &World, before: &Before, context: &str) {
+    let after = world.table_checksums(&world.rm).await.unwrap();
+    for table in ["oms_project", "cluster_info"] {
+        assert_eq!(after[table], before.rm[table], "{context}: {table} changed");
+    }
+    assert!(
+        after.contains_key("oms_alarm_event"),
+        "{context}: the 4.2.9 schema is missing"
+    );
+    let statuses = world.host_statuses().await.unwrap();
+    for node in &world.nodes {
+        assert_eq!(
+            statuses[&node.ip], "ONLINE",
+            "{context}: {} offline",
+            node.ip
+        );
+        let docker = node.docker().unwrap();
+        let new = docker
+            .inspect_container(&world.container, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            new.config.unwrap().image.as_deref(),
+            Some("oms:feature_4.2.9-ce"),
+            "{context}: {}",
+            node.ip
+        );
+        assert_eq!(new.state.unwrap().running, Some(true), "{context}");
+        let old = docker
+            .inspect_container(&format!("{}-omsup-4.2.8", world.container), None)
+            .await
+            .unwrap_or_else(|e| panic!("{context}: the old container of {} is gone: {e}", node.ip));
+        assert_eq!(
+            old.state.unwrap().running,
+            Some(false),
+            "{context}: the kept old container must be stopped"
+        );
+    }
+    for (file, text) in &before.store {
+        assert!(
+            std::fs::read_to_string(file)
+                .unwrap()
+                .starts_with(text.as_str()),
+            "{context}: {} lost data",
+            file.display()
+        );
+    }
+    let pool = world.meta_pool().await.unwrap();
+    let ha = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
+        .await
+        .unwrap();
+    assert_eq!(ha["enable"], true, "{context}: {ha}");
+    assert!(
+        ha["refetchStoreIntervalMin"].as_u64().unwrap_or(0) >= 1,
+        "{context}: {ha}"
+    );
+    let plan = world.plan_path.display().to_string();
+    let again = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{context}: a second plan\n{}", show(&again));
+    assert!(again.stdout.contains("No changes"), "{}", show(&again));
+}
+
+fn status_json(plan: &str) -> Value {
+    let status = omsup(&["status", "-f", plan, "--format", "json"]);
+    assert_eq!(status.code, 0, "{}", show(&status));
+    serde_json::from_str(&status.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn apply_upgrades_the_world_and_status_shows_every_step() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert!(run.stderr.contains("Apply complete"), "{}", show(&run));
+    assert_upgraded(&world, &before, "apply").await;
+
+    let status = status_json(&plan);
+    let text = status.to_string();
+    assert!(text.contains("\"succeeded\""), "{status:#}");
+    for step in ["ha.off", "online.verify", "ha.restore", "region[hz].init"] {
+        assert!(text.contains(step), "status lacks {step}: {status:#}");
+    }
+}
+
+#[tokio::test]
+async fn apply_refuses_without_confirmation_and_a_stale_saved_plan_names_the_fact() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let plan = plan_arg(&world);
+
+    // No terminal and no --yes: refused, nothing touched, no run recorded.
+    let refused = omsup(&["apply", "-f", &plan]);
+    assert_eq!(refused.code, 3, "{}", show(&refused));
+    assert!(refused.stderr.contains("--yes"), "{}", show(&refused));
+    let still = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
+    assert_eq!(still.code, 2, "nothing may have changed\n{}", show(&still));
+
+    // A saved plan, then a hand change to the world: refused, naming what changed.
+    let saved = world.dir.join("saved-plan.json");
+    let saved_arg = saved.display().to_string();
+    let planned = omsup(&["plan", "-f", &plan, "--out", &saved_arg]);
+    assert_eq!(planned.code, 0, "{}", show(&planned));
+    let node = &world.nodes[1];
+    node.docker()
+        .unwrap()
+        .stop_container(
+            &world.container,
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let stale = omsup(&["apply", &saved_arg, "--yes"]);
+    assert_eq!(stale.code, 3, "{}", show(&stale));
+    assert!(
+        stale.stderr.contains("changed since the plan was saved")
+            && stale.stderr.contains(&format!("node[{}]", node.ip)),
+        "{}",
+        show(&stale)
+    );
+    let history = omsup(&["history", "-f", &plan, "--format", "json"]);
+    assert!(
+        !history.stdout.contains("\"apply\""),
+        "a refused apply must not record a run\n{}",
+        show(&history)
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_applies_exactly_one_runs() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let spawn = |plan: String| std::thread::spawn(move || omsup(&["apply", "-f", &plan, "--yes"]));
+    let (first, second) = (spawn(plan.clone()), spawn(plan.clone()));
+    let runs = [first.join().unwrap(), second.join().unwrap()];
+    let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [0, 3],
+        "{}\n====\n{}",
+        show(&runs[0]),
+        show(&runs[1])
+    );
+    let loser = runs.iter().find(|r| r.code == 3).unwrap();
+    assert!(
+        loser.stderr.contains("is locked by run") || loser.stderr.contains("is unfinished"),
+        "{}",
+        show(loser)
+    );
+    assert_upgraded(&world, &before, "one of two concurrent applies").await;
+}
+
+/// The steps of the world's plan, in order (from `omsup plan --format json`).
+fn plan_steps(plan: &str) -> Vec<String> {
+    let run = omsup(&["plan", "-f", plan, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    json["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in {json:#}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Kill the apply at `moment` of the plan's step number `index`, resume, and check the end
+/// state. False when the plan has no such step.
+async fn crash_then_resume(moment: &str, index: usize) -> bool {
+    let world = up(WorldSpec::two_nodes()).await;
+    let plan = plan_arg(&world);
+    let steps = plan_steps(&plan);
+    let Some(step) = steps.get(index) else {
+        return false;
+    };
+    let context = format!("killed {moment} {step}");
+    let before = before(&world).await;
+    let point = format!("{moment}:{step}");
+    let killed = omsup_env(
+        &["apply", "-f", &plan, "--yes"],
+        &[("OMSUP_FAILPOINTS", &point)],
+    );
+    assert_eq!(
+        killed.code,
+        -1,
+        "{context}: must die by SIGKILL\n{}",
+        show(&killed)
+    );
+    assert!(killed.stderr.contains("failpoint"), "{}", show(&killed));
+    let status = status_json(&plan);
+    assert_ne!(
+        status["run"]["result"], "succeeded",
+        "{context}: {status:#}"
+    );
+    let resumed = resume_after_kill(&plan);
+    assert_eq!(resumed.code, 0, "{context}: resume\n{}", show(&resumed));
+    assert_upgraded(&world, &before, &context).await;
+    eprintln!("crash matrix: {context}: resumed, same end state");
+    true
+}
+
+/// The matrix, split so parts run in parallel: step `index`, both moments.
+async fn crash_matrix_part(part: usize, parts: usize) {
+    for index in (part..).step_by(parts) {
+        for moment in ["before", "after"] {
+            if !crash_then_resume(moment, index).await {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn crash_matrix_part_1() {
+    crash_matrix_part(0, 4).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_part_2() {
+    crash_matrix_part(1, 4).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_part_3() {
+    crash_matrix_part(2, 4).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_part_4() {
+    crash_matrix_part(3, 4).await;
+}
