@@ -320,12 +320,51 @@ pub async fn log_tail(docker: &Docker, name: &str, lines: usize) -> String {
         .stderr(true)
         .tail(&lines.to_string())
         .build();
+    logs_text(docker, name, options).await
+}
+
+async fn logs_text(
+    docker: &Docker,
+    name: &str,
+    options: bollard::query_parameters::LogsOptions,
+) -> String {
     let chunks: Vec<_> = docker.logs(name, Some(options)).collect().await;
     chunks
         .into_iter()
         .filter_map(Result::ok)
         .map(|chunk| chunk.to_string())
         .collect()
+}
+
+/// The last `lines` lines of the container's output, without those logged before
+/// `started_at` (Docker's RFC 3339 UTC timestamp of the container's current start).
+async fn log_tail_since_start(
+    docker: &Docker,
+    name: &str,
+    lines: usize,
+    started_at: &str,
+) -> String {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true)
+        .tail(&lines.to_string())
+        .build();
+    let text = logs_text(docker, name, options).await;
+    let start = timestamp_key(started_at);
+    text.lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(stamp, _)| timestamp_key(stamp) >= start)
+        .map(|(_, line)| format!("{line}\n"))
+        .collect()
+}
+
+/// An RFC 3339 UTC timestamp as Docker writes it (`2026-11-25T09:45:25.2689Z`, trailing zeros
+/// of the fraction dropped) in a form that sorts by time: the fraction padded to nanoseconds.
+fn timestamp_key(stamp: &str) -> String {
+    let stamp = stamp.trim_end_matches('Z');
+    let (whole, fraction) = stamp.split_once('.').unwrap_or((stamp, ""));
+    format!("{whole}.{fraction:0<9}")
 }
 
 /// Polls until the container's log says [`READY_LOG_LINE`]; fails at once when the container
@@ -335,6 +374,27 @@ pub async fn wait_ready(
     name: &str,
     timeout: Duration,
 ) -> Result<Duration, DockerActionError> {
+    wait_ready_inner(docker, name, timeout, false).await
+}
+
+/// [`wait_ready`], counting only the log lines written since the container's current start: a
+/// container started again (rollback's old container) still has the ready line of its earlier
+/// run in its log, and that line must not count. Compares Docker's own timestamps
+/// (nanoseconds), since a stop and a restart can fall within one second.
+pub async fn wait_ready_after_start(
+    docker: &Docker,
+    name: &str,
+    timeout: Duration,
+) -> Result<Duration, DockerActionError> {
+    wait_ready_inner(docker, name, timeout, true).await
+}
+
+async fn wait_ready_inner(
+    docker: &Docker,
+    name: &str,
+    timeout: Duration,
+    since_current_start: bool,
+) -> Result<Duration, DockerActionError> {
     let started = Instant::now();
     let mut interval = Duration::from_millis(200);
     loop {
@@ -343,7 +403,12 @@ pub async fn wait_ready(
             .await
             .map_err(docker_error("cannot inspect container", name))?;
         let state = inspect.state.unwrap_or_default();
-        let logs = log_tail(docker, name, 200).await;
+        let logs = match state.started_at.as_deref() {
+            Some(started_at) if since_current_start => {
+                log_tail_since_start(docker, name, 200, started_at).await
+            }
+            _ => log_tail(docker, name, 200).await,
+        };
         if logs.contains(READY_LOG_LINE) && state.running.unwrap_or(false) {
             return Ok(started.elapsed());
         }
@@ -475,6 +540,16 @@ mod tests {
                 "TZ=Asia/Shanghai"
             ]
         );
+    }
+
+    #[test]
+    fn docker_timestamps_sort_by_time_whatever_their_fraction_length() {
+        let start = timestamp_key("2026-11-25T09:45:25.26897Z");
+        assert!(timestamp_key("2026-11-25T09:45:25.2689Z") < start);
+        assert!(timestamp_key("2026-11-25T09:45:25.268970001Z") > start);
+        assert!(timestamp_key("2026-11-25T09:45:25.3Z") > start);
+        assert!(timestamp_key("2026-11-25T09:45:25Z") < start);
+        assert_eq!(timestamp_key("2026-11-25T09:45:25.26897Z"), start);
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod meta_actions;
 pub mod observe;
 pub mod scheduler;
 pub mod secrets;
+pub mod undo;

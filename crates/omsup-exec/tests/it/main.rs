@@ -2,3 +2,4 @@
 //! Needs `cargo xtask services` and `cargo xtask sim-images`; fails loudly without them.
 
 mod apply;
+mod rollback;
