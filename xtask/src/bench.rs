@@ -8,6 +8,8 @@
 //!   in the same run as the baseline (the ratio of the per-node costs shows how it scales).
 //! - `plan-on-world`: the real `omsup plan` binary on a two-node test world (see
 //!   `bench_plan.rs`; needs the services, like the tests).
+//! - `apply-on-world`: the downtime window of a real `omsup apply` on a two-node world, against
+//!   one OMS container restarted until healthy (see `bench_apply.rs`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -36,6 +38,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "plan-on-world",
         about: "`omsup plan` on a two-node test world vs `omsup lint`",
         run: crate::bench_plan::plan_on_world,
+    },
+    Benchmark {
+        name: "apply-on-world",
+        about: "downtime window of `omsup apply` on a two-node world vs one OMS restart",
+        run: crate::bench_apply::apply_on_world,
     },
 ];
 

@@ -68,7 +68,8 @@ fn phase(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
 }
 
 /// The README's first command: services, images, a two-node 4.2.8 world with HA on, and omsup
-/// run against it: lint the example plans, then plan the world's upgrade to 4.2.9.
+/// run against it: lint the example plans, plan the world's upgrade to 4.2.9, apply it, show
+/// `omsup status`, and plan again (no changes).
 pub fn demo(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("`cargo xtask demo` takes no arguments, got `{extra}`");
@@ -93,12 +94,23 @@ pub fn demo(args: &[String]) -> Result<()> {
             .join(", "),
         world.plan_path.display()
     );
-    let planned = run_cmd(omsup().arg("plan").arg("-f").arg(&world.plan_path));
+    let plan = &world.plan_path;
+    let shown = (|| {
+        eprintln!("demo: omsup plan: what the upgrade to 4.2.9 will do");
+        run_cmd(omsup().arg("plan").arg("-f").arg(plan))?;
+        eprintln!("demo: omsup apply --yes: the upgrade, journaled step by step");
+        run_cmd(omsup().args(["apply", "--yes", "-f"]).arg(plan))?;
+        eprintln!("demo: omsup status: the run, step by step");
+        run_cmd(omsup().arg("status").arg("-f").arg(plan))?;
+        eprintln!("demo: omsup plan again: nothing left to do");
+        run_cmd(omsup().arg("plan").arg("-f").arg(plan))
+    })();
     eprintln!(
-        "demo: remove the world with `cargo xtask world down {}`",
+        "demo: undo it with `cargo run -p omsup -- rollback -f {}`; remove the world with `cargo xtask world down {}`",
+        plan.display(),
         world.id
     );
-    planned
+    shown
 }
 
 /// `cargo run --package omsup --`, so the demo always runs the binary of this checkout.

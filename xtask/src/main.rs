@@ -2,6 +2,7 @@
 //! test world, CI, the demo and benchmarks). Run `cargo xtask help` for the list.
 
 mod bench;
+mod bench_apply;
 mod bench_plan;
 mod ci;
 mod codegen;
@@ -16,12 +17,12 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                 everything CI runs: services, simulator images, fmt, clippy, tests
-  demo               bring up a two-node world and run omsup against it
+  demo               bring up a two-node world, then plan, apply and show the upgrade with omsup
   codegen [--check]  regenerate schemas/*.json (or check they are fresh)
   services [down]    install and start Docker daemons and MariaDB for tests and the demo
   sim-images         build the OMS simulator images and their `docker save` packages
   world up|down      deploy (or remove) a two-node OMS world on the test services
-  bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world) and print figures
+  bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world, apply-on-world) and print figures
   bench-plan         time `omsup plan` on a two-node world (also part of `bench`)
 ";
 

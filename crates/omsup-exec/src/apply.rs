@@ -557,6 +557,6 @@ async fn verify_online(ctx: &ApplyContext, step: &Step) -> Result<Value, StepErr
                 ),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -396,7 +396,8 @@ async fn wait_ready_inner(
     since_current_start: bool,
 ) -> Result<Duration, DockerActionError> {
     let started = Instant::now();
-    let mut interval = Duration::from_millis(200);
+    // Short, capped polls: every poll interval past the ready line is downtime.
+    let mut interval = Duration::from_millis(100);
     loop {
         let inspect = docker
             .inspect_container(name, None)
@@ -428,7 +429,7 @@ async fn wait_ready_inner(
             });
         }
         tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(Duration::from_secs(2));
+        interval = (interval * 3 / 2).min(Duration::from_millis(400));
     }
 }
 
