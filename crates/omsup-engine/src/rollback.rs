@@ -97,6 +97,27 @@ pub enum UndoKind {
 }
 
 impl UndoKind {
+    /// The kind's short name, journaled with each event (`remove-new`, `restore`...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::VerifyBackups { .. } => "verify-backups",
+            Self::HaOff => "ha-off",
+            Self::RemoveNew { .. } => "remove-new",
+            Self::RestoreDatabase { .. } => "restore",
+            Self::StartOld { .. } => "start-old",
+            Self::VerifyOnline { .. } => "verify-online",
+            Self::HaRestore { .. } => "ha-restore",
+        }
+    }
+
+    /// The node the step acts on, when it acts on one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Self::RemoveNew { node } | Self::StartOld { node } => Some(node),
+            _ => None,
+        }
+    }
+
     /// Inside the rollback's downtime window: from the first new container stopped to the
     /// last node ONLINE again.
     pub fn in_downtime(&self) -> bool {

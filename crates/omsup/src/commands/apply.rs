@@ -237,12 +237,8 @@ async fn resume_locked(
         .file
         .clone()
         .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
-    let plan_file = plan_file_for_resume(&plan_path, &document, style)?;
-    let secrets = omsup_exec::secrets::Secrets::from_plan(&plan_file).map_err(|error| {
-        let hint = error.hint();
-        CliError::from_error(&error).with_hint(hint)
-    })?;
-    journal.register_secret(secrets.meta_password.expose());
+    let plan_file = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
+    let secrets = secrets_for(&plan_file, journal)?;
     let left = document
         .plan
         .steps
@@ -261,15 +257,7 @@ async fn resume_locked(
         .resume_run(lock, &run_id)
         .await
         .map_err(journal_error)?;
-    for record in run.in_flight() {
-        writer
-            .interrupted(
-                record.step_id.as_str(),
-                "the run stopped during this step; it runs again and first observes what is already done",
-            )
-            .await
-            .map_err(journal_error)?;
-    }
+    close_interrupted(&writer, &run).await?;
     let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_apply_run(
         ApplyRun {
@@ -285,6 +273,33 @@ async fn resume_locked(
         style,
     )
     .await
+}
+
+/// Closes every step an interrupted attempt left in flight, so it may run again.
+pub(crate) async fn close_interrupted(writer: &RunWriter, run: &RunState) -> Result<(), CliError> {
+    for record in run.in_flight() {
+        writer
+            .interrupted(
+                record.step_id.as_str(),
+                "the run stopped during this step; it runs again and first observes what is already done",
+            )
+            .await
+            .map_err(journal_error)?;
+    }
+    Ok(())
+}
+
+/// The secrets a plan file names, registered with the journal so no payload may hold them.
+pub(crate) fn secrets_for(
+    plan_file: &PlanFile,
+    journal: &Journal,
+) -> Result<omsup_exec::secrets::Secrets, CliError> {
+    let secrets = omsup_exec::secrets::Secrets::from_plan(plan_file).map_err(|error| {
+        let hint = error.hint();
+        CliError::from_error(&error).with_hint(hint)
+    })?;
+    journal.register_secret(secrets.meta_password.expose());
+    Ok(secrets)
 }
 
 /// An apply run ready to execute (new or resumed).
@@ -325,7 +340,7 @@ async fn execute_apply_run(
         })
     };
     let already_done = before
-        .map(|run| seed_from_journal(&context, run))
+        .map(|run| seed_from_journal(&context.outputs, run))
         .unwrap_or_default();
     let captured = before.map(captures_of).unwrap_or_default();
     let progress = progress.as_ref();
@@ -450,7 +465,7 @@ fn capitalize(text: &str) -> String {
         .unwrap_or_default()
 }
 
-fn failure(error: omsup_exec::apply::StepError) -> StepFailure {
+pub(crate) fn failure(error: omsup_exec::apply::StepError) -> StepFailure {
     StepFailure {
         message: crate::runner::error_chain(&error),
         details: Value::Null,
@@ -459,9 +474,12 @@ fn failure(error: omsup_exec::apply::StepError) -> StepFailure {
 
 /// Succeeded steps of an earlier attempt: their outputs go back into the context (later steps
 /// and `ha.restore` read them), and they are not run again.
-fn seed_from_journal(context: &ApplyContext, before: &RunState) -> BTreeSet<String> {
+pub(crate) fn seed_from_journal(
+    outputs: &std::sync::Mutex<BTreeMap<String, Value>>,
+    before: &RunState,
+) -> BTreeSet<String> {
     let mut done = BTreeSet::new();
-    let mut outputs = context.outputs.lock().expect("outputs lock");
+    let mut outputs = outputs.lock().expect("outputs lock");
     for record in before.with_state(StepState::Succeeded) {
         if let Some(output) = &record.output {
             outputs.insert(record.step_id.to_string(), output.clone());
@@ -597,7 +615,11 @@ pub(crate) fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
 
 /// The plan on stdout (human), or on stderr when stdout carries JSON Lines events.
 fn print_plan(plan: &UpgradePlan, format: ProgressFormat, style: &Style) {
-    let rendered = render_plan_human(plan, style);
+    print_for(&render_plan_human(plan, style), format);
+}
+
+/// Text for the user: on stdout, or on stderr when stdout carries JSON Lines events.
+pub(crate) fn print_for(rendered: &str, format: ProgressFormat) {
     match format {
         ProgressFormat::Human => {
             let mut stdout = std::io::stdout().lock();
@@ -671,10 +693,10 @@ fn check_saved_plan(saved: SavedPlan, now: &UpgradePlan) -> Result<UpgradePlan, 
 /// the changed sections.
 pub(crate) fn plan_file_for_resume(
     path: &Path,
-    document: &ApplyDocument,
+    original_text: &str,
     style: &Style,
 ) -> Result<PlanFile, CliError> {
-    let original: PlanFile = toml::from_str(&document.plan_file_text).map_err(|error| {
+    let original: PlanFile = toml::from_str(original_text).map_err(|error| {
         CliError::new("the journal's copy of the plan file cannot be read")
             .with_cause(error.to_string())
     })?;
@@ -690,7 +712,7 @@ pub(crate) fn plan_file_for_resume(
         }
         Err(error) => return Err(error),
     };
-    if sha256_hex(&bytes) == sha256_hex(document.plan_file_text.as_bytes()) {
+    if sha256_hex(&bytes) == sha256_hex(original_text.as_bytes()) {
         return Ok(original);
     }
     let changed = changed_sections(&original, &current);

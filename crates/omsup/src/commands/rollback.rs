@@ -1,28 +1,434 @@
-//! `omsup rollback`: undo a run, from any point, back to the state before it.
+//! `omsup rollback [--run ID]`: undo an apply run, from any point, back to the state before it.
+//!
+//! The compensations come from the forward run's journal alone (its journaled plan, which
+//! steps it reached, their captures and outputs), through `omsup_engine::rollback`; they are
+//! shown first, confirmed (`--yes`; refused with no terminal), and run as a run of their own
+//! (own run id, lock, intents), so an interrupted rollback continues with `omsup resume`.
+//! Only what the forward run reached is undone. Backups are checked against their sha256
+//! before anything is dropped.
+//!
+//! Exit codes: 0 undone (or nothing to undo), 1 a step failed, 3 refused before touching
+//! anything (lock held, no confirmation, an unfinished rollback, a changed plan file).
 
-use omsup_journal::{DeploymentLock, Journal, RunState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use omsup_engine::rollback::{ForwardStep, Reached, RollbackPlan, UndoKind, plan_rollback};
+use omsup_exec::undo::{UndoContext, execute_undo};
+use omsup_journal::{
+    DeploymentLock, Journal, LockPurpose, NewRun, PlannedStep, RunId, RunKind, RunOutcome,
+    RunState, StepState,
+};
+use omsup_model::PlanFile;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::cli::{ResumeArgs, RollbackArgs};
+use crate::commands::apply::{
+    ApplyDocument, captures_of, close_interrupted, confirm, failure, finish, plan_file_for_resume,
+    print_for, release, secrets_for, seed_from_journal, take_lock, where_it_stopped,
+};
+use crate::commands::plan::runtime;
+use crate::commands::status::{journal_error, locate_journal};
+use crate::exit_codes;
+use crate::progress::{Event, ProgressSink, sink};
 use crate::report::CliError;
+use crate::runner::{DowntimeMarks, Failpoints, Runner, RunnerStep};
 use crate::style::Style;
 
+/// What a rollback run keeps in the journal: the plan file it used and its compensations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackDocument {
+    pub format_version: u32,
+    pub plan_file_path: String,
+    pub plan_file_text: String,
+    pub keep_new: bool,
+    pub rollback: RollbackPlan,
+}
+
 /// `omsup rollback`
-pub fn run_rollback(_args: &RollbackArgs, _style: &Style) -> Result<u8, CliError> {
-    Err(CliError::new(
-        "`omsup rollback` is not available in this build yet",
-    ))
+pub fn run_rollback(args: &RollbackArgs, style: &Style) -> Result<u8, CliError> {
+    runtime()?.block_on(rollback(args, style))
+}
+
+async fn rollback(args: &RollbackArgs, style: &Style) -> Result<u8, CliError> {
+    let (state_dir, deployment) =
+        locate_journal(args.file.as_deref(), args.state.state_dir.as_deref())?;
+    let journal = Journal::open_existing(&state_dir, &deployment)
+        .await
+        .map_err(|error| {
+            journal_error(error).with_hint("only a run recorded by `omsup apply` can be undone")
+        })?;
+    let lock = take_lock(
+        &journal,
+        RunId::generate(),
+        LockPurpose::Rollback,
+        args.force_unlock.as_deref(),
+    )
+    .await?;
+    let outcome = rollback_locked(args, style, &journal, &lock).await;
+    release(lock).await;
+    outcome
+}
+
+async fn rollback_locked(
+    args: &RollbackArgs,
+    style: &Style,
+    journal: &Journal,
+    lock: &DeploymentLock,
+) -> Result<u8, CliError> {
+    if let Some(unfinished) = journal.unfinished_run().await.map_err(journal_error)?
+        && unfinished.info.kind == RunKind::Rollback
+    {
+        return Err(CliError::new(format!(
+            "rollback run `{}` is unfinished: {}",
+            unfinished.info.run_id,
+            where_it_stopped(&unfinished)
+        ))
+        .with_hint("`omsup resume` finishes it")
+        .with_exit_code(exit_codes::REFUSED));
+    }
+    let forward = match &args.run {
+        Some(id) => journal
+            .run(&RunId::new(id.as_str()))
+            .await
+            .map_err(journal_error)?,
+        None => journal
+            .last_apply_run()
+            .await
+            .map_err(journal_error)?
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "deployment `{}` has no apply run to undo",
+                    journal.deployment()
+                ))
+            })?,
+    };
+    let forward_id = forward.info.run_id.clone();
+    if forward.info.kind != RunKind::Apply {
+        return Err(CliError::new(format!(
+            "run `{forward_id}` is a rollback; only apply runs can be undone"
+        ))
+        .with_exit_code(exit_codes::USAGE));
+    }
+    let undone = journal
+        .rollbacks_of(&forward_id)
+        .await
+        .map_err(journal_error)?
+        .into_iter()
+        .any(|info| info.outcome == RunOutcome::Succeeded);
+    if undone {
+        eprintln!("Run `{forward_id}` was already rolled back; nothing to undo.");
+        return Ok(exit_codes::SUCCESS);
+    }
+    let document: ApplyDocument = serde_json::from_value(
+        journal
+            .run_document(&forward_id)
+            .await
+            .map_err(journal_error)?,
+    )
+    .map_err(|error| {
+        CliError::new(format!(
+            "the journal does not hold the plan of run `{forward_id}`"
+        ))
+        .with_cause(error.to_string())
+    })?;
+    let plan_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
+    let plan_file = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
+    let secrets = secrets_for(&plan_file, journal)?;
+
+    let reached = forward_steps(&document, &forward);
+    let plan = plan_rollback(forward_id.as_str(), &reached);
+    print_for(&render_rollback(&plan, &forward, style), args.format);
+    if plan.is_empty() {
+        return Ok(exit_codes::SUCCESS);
+    }
+    let question = if plan.loses_data_since_backup {
+        format!(
+            "Roll back run `{forward_id}`? Data written to the meta databases since its backups will be lost."
+        )
+    } else {
+        format!("Roll back run `{forward_id}`?")
+    };
+    confirm(&question, args.yes)?;
+    let rollback_document = RollbackDocument {
+        format_version: 1,
+        plan_file_path: document.plan_file_path.clone(),
+        plan_file_text: document.plan_file_text.clone(),
+        keep_new: args.keep_new,
+        rollback: plan.clone(),
+    };
+    let writer = journal
+        .begin_run(
+            lock,
+            NewRun {
+                kind: RunKind::Rollback,
+                undoes: Some(forward_id.clone()),
+                plan_fingerprint: forward.info.plan_fingerprint.clone(),
+                plan_file_path: PathBuf::from(&document.plan_file_path),
+                plan_file_sha256: forward.info.plan_file_sha256.clone(),
+                planned_steps: plan
+                    .steps
+                    .iter()
+                    .map(|step| PlannedStep::new(step.id.as_str(), step.kind.name()))
+                    .collect(),
+                document: serde_json::to_value(&rollback_document).expect("a document serializes"),
+            },
+        )
+        .await
+        .map_err(journal_error)?;
+    let context = UndoContext::connect(
+        plan_file,
+        writer.run_id().to_string(),
+        forward_id.to_string(),
+        secrets,
+        succeeded_outputs(&forward),
+        args.keep_new,
+    )
+    .await
+    .map_err(|message| {
+        CliError::new(message).with_hint(
+            "nothing was changed by this attempt; fix the connection, then `omsup resume`",
+        )
+    })?;
+    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
+    execute_rollback_run(
+        &writer,
+        &context,
+        &plan,
+        None,
+        usize::from(args.parallelism),
+        "rollback",
+        progress,
+        style,
+    )
+    .await
 }
 
 /// `omsup resume` of an interrupted rollback run.
 pub(crate) async fn resume_rollback(
-    _args: &ResumeArgs,
-    _style: &Style,
-    _journal: &Journal,
-    _lock: &DeploymentLock,
+    args: &ResumeArgs,
+    style: &Style,
+    journal: &Journal,
+    lock: &DeploymentLock,
     run: RunState,
 ) -> Result<u8, CliError> {
-    Err(CliError::new(format!(
-        "run `{}` is a rollback; resuming rollbacks is not available in this build yet",
-        run.info.run_id
-    )))
+    let run_id = run.info.run_id.clone();
+    let document: RollbackDocument =
+        serde_json::from_value(journal.run_document(&run_id).await.map_err(journal_error)?)
+            .map_err(|error| {
+                CliError::new(format!(
+                    "the journal does not hold the plan of rollback run `{run_id}`"
+                ))
+                .with_cause(error.to_string())
+            })?;
+    let forward_id = run.info.undoes.clone().ok_or_else(|| {
+        CliError::new(format!(
+            "rollback run `{run_id}` does not say which run it undoes"
+        ))
+    })?;
+    let forward = journal.run(&forward_id).await.map_err(journal_error)?;
+    let plan_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
+    let plan_file: PlanFile = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
+    let secrets = secrets_for(&plan_file, journal)?;
+    let plan = &document.rollback;
+    let left = plan
+        .steps
+        .iter()
+        .filter(|step| run.state_of(&step.id) != Some(StepState::Succeeded))
+        .count();
+    eprintln!(
+        "Resuming rollback run `{run_id}` (undoing `{forward_id}`): {left} of {} steps left ({}).",
+        plan.steps.len(),
+        where_it_stopped(&run)
+    );
+    confirm(&format!("Resume rollback run `{run_id}`?"), args.yes)?;
+    let writer = journal
+        .resume_run(lock, &run_id)
+        .await
+        .map_err(journal_error)?;
+    close_interrupted(&writer, &run).await?;
+    let context = UndoContext::connect(
+        plan_file,
+        run_id.to_string(),
+        forward_id.to_string(),
+        secrets,
+        succeeded_outputs(&forward),
+        document.keep_new,
+    )
+    .await
+    .map_err(|message| {
+        CliError::new(message).with_hint("fix the connection, then `omsup resume` again")
+    })?;
+    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
+    execute_rollback_run(
+        &writer,
+        &context,
+        plan,
+        Some(&run),
+        usize::from(args.parallelism),
+        "resume",
+        progress,
+        style,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute_rollback_run(
+    writer: &omsup_journal::RunWriter,
+    context: &UndoContext,
+    plan: &RollbackPlan,
+    before: Option<&RunState>,
+    parallelism: usize,
+    kind: &str,
+    progress: Arc<dyn ProgressSink>,
+    style: &Style,
+) -> Result<u8, CliError> {
+    let run_id = writer.run_id().to_string();
+    let already_done = before
+        .map(|run| seed_from_journal(&context.outputs, run))
+        .unwrap_or_default();
+    let captured = before.map(captures_of).unwrap_or_default();
+    let steps: Vec<RunnerStep> = plan
+        .steps
+        .iter()
+        .map(|step| RunnerStep {
+            id: step.id.clone(),
+            kind: step.kind.name().to_owned(),
+            node: step.kind.node().map(str::to_owned),
+            depends_on: step.depends_on.clone(),
+            definition: serde_json::to_value(step).expect("a step serializes"),
+        })
+        .collect();
+    let downtime = DowntimeMarks {
+        opens: plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind, UndoKind::RemoveNew { .. }))
+            .map(|s| s.id.clone())
+            .collect(),
+        closes: plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind, UndoKind::VerifyOnline { .. }))
+            .map(|s| s.id.clone())
+            .collect(),
+    };
+    progress.event(&Event::RunStarted {
+        run_id: run_id.clone(),
+        kind: kind.to_owned(),
+        deployment: context.plan_file.deployment.name.clone(),
+        steps: steps.iter().map(|s| s.id.clone()).collect(),
+        already_done: already_done.iter().cloned().collect(),
+    });
+    let progress = progress.as_ref();
+    let runner = Runner {
+        writer,
+        progress,
+        parallelism,
+        failpoints: Failpoints::from_env(),
+        downtime,
+    };
+    let report = runner
+        .run(
+            &steps,
+            &already_done,
+            &captured,
+            |_| async { Ok(Value::Null) },
+            |id, _| async move {
+                let step = plan.step(&id).expect("a step of the rollback");
+                execute_undo(context, step)
+                    .await
+                    .map(|output| (output, None))
+                    .map_err(failure)
+            },
+        )
+        .await;
+    finish(writer, &run_id, report, progress, style, "rollback").await
+}
+
+/// What the forward run reached, step by step, from its journal.
+fn forward_steps(document: &ApplyDocument, forward: &RunState) -> Vec<ForwardStep> {
+    document
+        .plan
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let record = forward.step(&step.id)?;
+            let reached = match record.state {
+                StepState::Succeeded => Reached::Succeeded,
+                _ => Reached::Intent,
+            };
+            Some(ForwardStep {
+                id: step.id.clone(),
+                kind: step.kind.clone(),
+                reached,
+                captured: record.intent_payload.get("captured").cloned(),
+                output: record.output.clone(),
+            })
+        })
+        .collect()
+}
+
+fn succeeded_outputs(run: &RunState) -> BTreeMap<String, Value> {
+    run.with_state(StepState::Succeeded)
+        .filter_map(|record| Some((record.step_id.to_string(), record.output.clone()?)))
+        .collect()
+}
+
+/// The rollback plan for humans: what is undone, in which order, and what is lost.
+fn render_rollback(plan: &RollbackPlan, forward: &RunState, style: &Style) -> String {
+    let mut out = format!(
+        "{} run `{}` ({}, {} of {} steps done, {})\n",
+        style.bold("Rollback of"),
+        forward.info.run_id,
+        forward.info.kind,
+        forward.steps_done(),
+        forward.info.planned_steps.len(),
+        forward.info.outcome
+    );
+    if plan.is_empty() {
+        out.push_str("\nNothing to undo: the run changed nothing that needs compensating.\n");
+        return out;
+    }
+    out.push_str(
+        "\nSteps (the steps of one lane may run in parallel; ┃ marks the downtime window):\n",
+    );
+    let mut lane = usize::MAX;
+    for step in &plan.steps {
+        let gutter = if step.downtime { "┃" } else { " " };
+        let label = if step.lane == lane {
+            String::new()
+        } else {
+            lane = step.lane;
+            format!("[lane {}]", step.lane + 1)
+        };
+        out.push_str(&format!(
+            "  {gutter} {label:<9} {:<36} {}\n",
+            step.id, step.changes
+        ));
+    }
+    for note in &plan.notes {
+        out.push_str(&format!("\n{} {note}\n", style.yellow("note:")));
+    }
+    if plan.loses_data_since_backup {
+        out.push_str(&format!(
+            "\n{} the meta databases go back to their backups: anything written to them since the backups were taken is lost.\n",
+            style.yellow("warning:")
+        ));
+    }
+    out.push_str(&format!(
+        "\nRollback: {} steps; downtime window: {} steps\n",
+        plan.steps.len(),
+        plan.steps.iter().filter(|s| s.downtime).count()
+    ));
+    out
 }
