@@ -148,7 +148,17 @@ async fn serve() -> Result<(), String> {
     let delay_ms: u64 = knob(&paths, "OMS_SIM_START_DELAY_MS", "sim-start-delay-ms")
         .and_then(|text| text.parse().ok())
         .unwrap_or(1500);
-    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    // Watched from the start: a container stopped while it is still starting stops at once,
+    // as OMS's supervisor does, instead of ignoring SIGTERM until docker kills it.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+        _ = terminate.recv() => {
+            println!("[INFO] stopped while starting");
+            return Ok(());
+        }
+    }
     if knob_on(&paths, "OMS_SIM_CRASH_ON_START", "sim-crash-on-start") {
         return Err("simulated crash on start (fault knob)".to_owned());
     }
@@ -178,8 +188,6 @@ async fn serve() -> Result<(), String> {
         own_version_text(),
     ));
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

@@ -91,17 +91,7 @@ impl ApplyContext {
         run_id: String,
         secrets: Secrets,
     ) -> Result<Self, String> {
-        let mut dockers = BTreeMap::new();
-        for (_, node) in plan_file.nodes() {
-            let endpoint = node
-                .docker
-                .parse()
-                .map_err(|e: omsup_model::endpoint::EndpointParseError| e.to_string())?;
-            let docker = crate::observe::connect_docker(&endpoint, node)
-                .await
-                .map_err(|e| format!("cannot reach the Docker daemon of node {}: {e}", node.ip))?;
-            dockers.insert(node.ip.clone(), docker);
-        }
+        let dockers = crate::docker_actions::connect_dockers(&plan_file).await?;
         let pool = connect_meta_db(&plan_file, &secrets).await?;
         let backup_dir = plan_file
             .backup

@@ -515,6 +515,48 @@ pub async fn run_init(
     })
 }
 
+/// Connects to every node's Docker daemon; the error names the node.
+pub async fn connect_dockers(
+    plan_file: &omsup_model::PlanFile,
+) -> Result<BTreeMap<String, Docker>, String> {
+    let mut dockers = BTreeMap::new();
+    for (_, node) in plan_file.nodes() {
+        let endpoint: omsup_model::endpoint::DockerEndpoint =
+            node.docker
+                .parse()
+                .map_err(|e: omsup_model::endpoint::EndpointParseError| {
+                    format!("node {}: `docker = {:?}`: {e}", node.ip, node.docker)
+                })?;
+        let docker = crate::observe::connect_docker(&endpoint, node)
+            .await
+            .map_err(|e| format!("cannot reach the Docker daemon of node {}: {e}", node.ip))?;
+        dockers.insert(
+            node.ip.clone(),
+            docker.with_timeout(action_request_timeout(&plan_file.timeouts)),
+        );
+    }
+    Ok(dockers)
+}
+
+/// How long one Docker request of an action may take. Observation uses short request
+/// timeouts; actions wait on the daemon for as long as the plan allows (a stop answers only
+/// when the container has stopped, an image load when the package is in), so their requests
+/// are bounded by the plan's longest timeout plus a margin, and at least half an hour for
+/// image loads of several GiB.
+pub fn action_request_timeout(timeouts: &omsup_model::plan::Timeouts) -> std::time::Duration {
+    let longest = [
+        timeouts.stop,
+        timeouts.readiness,
+        timeouts.init,
+        timeouts.online,
+    ]
+    .iter()
+    .map(|t| t.as_duration())
+    .max()
+    .unwrap_or_default();
+    (longest + std::time::Duration::from_secs(60)).max(std::time::Duration::from_secs(1800))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,24 +48,6 @@ pub struct UndoContext {
     pub keep_new: bool,
 }
 
-/// Connects to every node's Docker daemon; the error names the node.
-pub async fn connect_dockers(plan_file: &PlanFile) -> Result<BTreeMap<String, Docker>, String> {
-    let mut dockers = BTreeMap::new();
-    for (_, node) in plan_file.nodes() {
-        let endpoint: omsup_model::endpoint::DockerEndpoint =
-            node.docker
-                .parse()
-                .map_err(|e: omsup_model::endpoint::EndpointParseError| {
-                    format!("node {}: `docker = {:?}`: {e}", node.ip, node.docker)
-                })?;
-        let docker = crate::observe::connect_docker(&endpoint, node)
-            .await
-            .map_err(|e| format!("cannot reach the Docker daemon of node {}: {e}", node.ip))?;
-        dockers.insert(node.ip.clone(), docker);
-    }
-    Ok(dockers)
-}
-
 impl UndoContext {
     /// Connects to every node's daemon and the meta database.
     pub async fn connect(
@@ -76,7 +58,7 @@ impl UndoContext {
         forward_outputs: BTreeMap<String, Value>,
         keep_new: bool,
     ) -> Result<Self, String> {
-        let dockers = connect_dockers(&plan_file).await?;
+        let dockers = crate::docker_actions::connect_dockers(&plan_file).await?;
         let pool = connect_meta_db(&plan_file, &secrets).await?;
         Ok(Self {
             plan_file,

@@ -714,14 +714,10 @@ pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
         .await
         .map_err(docker_error("cannot list containers"))?;
     for container in containers {
-        let matches = container
-            .names
-            .unwrap_or_default()
-            .iter()
-            .any(|n| {
-                let n = n.trim_start_matches('/');
-                n == name || n.starts_with(&format!("{name}-"))
-            });
+        let matches = container.names.unwrap_or_default().iter().any(|n| {
+            let n = n.trim_start_matches('/');
+            n == name || n.starts_with(&format!("{name}-"))
+        });
         if let (true, Some(id)) = (matches, container.id) {
             docker
                 .remove_container(

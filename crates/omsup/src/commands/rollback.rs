@@ -144,10 +144,10 @@ async fn rollback_locked(
     let reached = forward_steps(&document, &forward);
     let plan = plan_rollback(forward_id.as_str(), &reached);
     print_for(&render_rollback(&plan, &forward, style), args.format);
-    if plan.is_empty() {
-        return Ok(exit_codes::SUCCESS);
-    }
-    let question = if plan.loses_data_since_backup {
+    // An empty rollback is still recorded: it closes the forward run (nothing to resume).
+    let question = if plan.is_empty() {
+        format!("Close run `{forward_id}` as rolled back?")
+    } else if plan.loses_data_since_backup {
         format!(
             "Roll back run `{forward_id}`? Data written to the meta databases since its backups will be lost."
         )

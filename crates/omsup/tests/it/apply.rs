@@ -10,14 +10,14 @@ use serde_json::Value;
 
 use crate::support::{Run, omsup, omsup_env, resume_after_kill, up};
 
-fn show(run: &Run) -> String {
+pub(crate) fn show(run: &Run) -> String {
     format!(
         "exit {}\n--- stdout\n{}\n--- stderr\n{}",
         run.code, run.stdout, run.stderr
     )
 }
 
-fn plan_arg(world: &World) -> String {
+pub(crate) fn plan_arg(world: &World) -> String {
     world.plan_path.display().to_string()
 }
 
@@ -107,7 +107,7 @@ async fn assert_upgraded(world: &World, before: &Before, context: &str) {
     assert!(again.stdout.contains("No changes"), "{}", show(&again));
 }
 
-fn status_json(plan: &str) -> Value {
+pub(crate) fn status_json(plan: &str) -> Value {
     let status = omsup(&["status", "-f", plan, "--format", "json"]);
     assert_eq!(status.code, 0, "{}", show(&status));
     serde_json::from_str(&status.stdout).unwrap()
@@ -201,7 +201,7 @@ async fn two_concurrent_applies_exactly_one_runs() {
 }
 
 /// The steps of the world's plan, in order (from `omsup plan --format json`).
-fn plan_steps(plan: &str) -> Vec<String> {
+pub(crate) fn plan_steps(plan: &str) -> Vec<String> {
     let run = omsup(&["plan", "-f", plan, "--format", "json"]);
     assert_eq!(run.code, 0, "{}", show(&run));
     let json: Value = serde_json::from_str(&run.stdout).unwrap();

@@ -4,4 +4,5 @@ mod apply;
 mod journal;
 mod lint;
 mod plan;
+mod rollback;
 mod support;

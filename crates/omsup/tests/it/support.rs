@@ -102,3 +102,11 @@ pub async fn up(spec: WorldSpec) -> WorldGuard {
         panic!("cannot deploy a test world: {error}\nhint: {SERVICES_HINT}")
     }))
 }
+
+/// `omsup rollback --yes`, taking over the stale lock a killed run left, if any.
+pub fn rollback_after_kill(plan: &str) -> Run {
+    match held_lock_id(plan) {
+        Some(lock) => omsup(&["rollback", "-f", plan, "--yes", "--force-unlock", &lock]),
+        None => omsup(&["rollback", "-f", plan, "--yes"]),
+    }
+}
