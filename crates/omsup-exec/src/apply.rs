@@ -524,9 +524,9 @@ async fn verify_online(ctx: &ApplyContext, step: &Step) -> Result<Value, StepErr
             .unwrap_or_default();
         let mut waiting = Vec::new();
         for ip in &ips {
-            let port = 8089;
             let online = statuses.get(ip).is_some_and(|s| s == "ONLINE");
-            let healthy = crate::health::healthy(ip, port).await == Some(true);
+            let healthy =
+                crate::health::healthy(ip, crate::health::HEALTH_PORT).await == Some(true);
             if !(online && healthy) {
                 waiting.push(format!(
                     "{ip} ({}, {})",

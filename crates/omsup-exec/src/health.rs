@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The port OMS serves `/oms/health` on: its nginx port, 8089 unless `config.yaml` changes it.
+pub const HEALTH_PORT: u16 = 8089;
+
 /// `Some(healthy)` from `http://<ip>:<port>/oms/health`, `None` when nothing sensible answers
 /// within two seconds.
 pub async fn healthy(ip: &str, port: u16) -> Option<bool> {

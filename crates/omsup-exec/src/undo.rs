@@ -444,9 +444,6 @@ async fn start_old(ctx: &UndoContext, step: &UndoStep, node: &str) -> Result<Val
     }))
 }
 
-/// The port OMS answers `/oms/health` on (nginx, fixed by the container contract).
-const HEALTH_PORT: u16 = 8089;
-
 /// Polls until every node of the plan file is ONLINE in cm.host and healthy, then checks that
 /// each restarted node runs its old container again.
 async fn verify_online(
@@ -470,7 +467,8 @@ async fn verify_online(
         let mut still = Vec::new();
         for ip in pending {
             let status = statuses.get(&ip).map_or("not registered", String::as_str);
-            let healthy = crate::health::healthy(&ip, HEALTH_PORT).await == Some(true);
+            let healthy =
+                crate::health::healthy(&ip, crate::health::HEALTH_PORT).await == Some(true);
             if status != "ONLINE" || !healthy {
                 let health = if healthy { "healthy" } else { "not healthy" };
                 last_seen.insert(ip.clone(), format!("{status}, {health}"));

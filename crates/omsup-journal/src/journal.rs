@@ -8,6 +8,7 @@
 //! returns only after the commit, i.e. after SQLite has synced the event to disk: an intent
 //! returned to the caller survives a crash of the process or the machine.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,10 +172,16 @@ impl Journal {
                 name: deployment.to_owned(),
             });
         }
-        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::StateDirectory {
-            path: state_dir.to_owned(),
-            source,
-        })?;
+        // The state directory is private to its owner (0700 when omsup creates it): the journal
+        // holds no secret, but it says where the backups are and what ran where.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|source| JournalError::StateDirectory {
+                path: state_dir.to_owned(),
+                source,
+            })?;
         Self::connect(journal_path(state_dir, deployment), deployment, true).await
     }
 

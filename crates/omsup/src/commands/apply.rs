@@ -225,20 +225,14 @@ async fn resume_locked(
     if run.info.kind != RunKind::Apply {
         return crate::commands::rollback::resume_rollback(args, style, journal, lock, run).await;
     }
-    let document: ApplyDocument =
-        serde_json::from_value(journal.run_document(&run_id).await.map_err(journal_error)?)
-            .map_err(|error| {
-                CliError::new(format!(
-                    "the journal does not hold the plan of run `{run_id}`"
-                ))
-                .with_cause(error.to_string())
-            })?;
-    let plan_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
-    let plan_file = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
-    let secrets = secrets_for(&plan_file, journal)?;
+    let document: ApplyDocument = run_document(journal, &run_id).await?;
+    let (plan_file, secrets) = journaled_plan_file(
+        journal,
+        args.file.as_deref(),
+        &document.plan_file_path,
+        &document.plan_file_text,
+        style,
+    )?;
     let left = document
         .plan
         .steps
@@ -273,6 +267,35 @@ async fn resume_locked(
         style,
     )
     .await
+}
+
+/// The document a run was begun with, as `T`.
+pub(crate) async fn run_document<T: serde::de::DeserializeOwned>(
+    journal: &Journal,
+    run_id: &RunId,
+) -> Result<T, CliError> {
+    let value = journal.run_document(run_id).await.map_err(journal_error)?;
+    serde_json::from_value(value).map_err(|error| {
+        CliError::new(format!(
+            "the journal does not hold the plan of run `{run_id}`"
+        ))
+        .with_cause(error.to_string())
+    })
+}
+
+/// The plan file a journaled run continues with (`-f FILE`, else the path it began with; see
+/// [`plan_file_for_resume`]) and its secrets, registered with the journal.
+pub(crate) fn journaled_plan_file(
+    journal: &Journal,
+    given: Option<&Path>,
+    journaled_path: &str,
+    journaled_text: &str,
+    style: &Style,
+) -> Result<(PlanFile, omsup_exec::secrets::Secrets), CliError> {
+    let path = given.map_or_else(|| PathBuf::from(journaled_path), Path::to_path_buf);
+    let plan_file = plan_file_for_resume(&path, journaled_text, style)?;
+    let secrets = secrets_for(&plan_file, journal)?;
+    Ok((plan_file, secrets))
 }
 
 /// Closes every step an interrupted attempt left in flight, so it may run again.

@@ -132,6 +132,12 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         let _ = stdout.write_all(rendered.as_bytes());
         let _ = stdout.flush();
     }
+    note_unfinished_run(
+        &args.file,
+        args.state.state_dir.as_deref(),
+        &prepared.plan_file.deployment.name,
+        style,
+    );
     let problems = report_observation_problems(&prepared.observation, style);
     let blocking = upgrade
         .diff
@@ -195,4 +201,26 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
         .persist(path)
         .map_err(|error| failed(error.error))?;
     Ok(())
+}
+
+/// A plan is computed from the world as it is; when the journal holds an unfinished run, the
+/// user most likely wants `omsup resume` (or `rollback`) instead of a new apply: say so.
+fn note_unfinished_run(file: &Path, state_dir: Option<&Path>, deployment: &str, style: &Style) {
+    let state_dir = crate::commands::status::state_dir_for(Some(file), state_dir);
+    let unfinished = runtime().ok().and_then(|runtime| {
+        runtime.block_on(async {
+            let journal = omsup_journal::Journal::open_existing(&state_dir, deployment)
+                .await
+                .ok()?;
+            journal.unfinished_run().await.ok().flatten()
+        })
+    });
+    if let Some(run) = unfinished {
+        eprintln!(
+            "{} {} run `{}` of this deployment is unfinished; `omsup resume` continues it and `omsup rollback` undoes it (a new apply is refused until then)",
+            style.yellow("note:"),
+            run.info.kind,
+            run.info.run_id
+        );
+    }
 }

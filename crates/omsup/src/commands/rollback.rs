@@ -20,14 +20,13 @@ use omsup_journal::{
     DeploymentLock, Journal, LockPurpose, NewRun, PlannedStep, RunId, RunKind, RunOutcome,
     RunState, StepState,
 };
-use omsup_model::PlanFile;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli::{ResumeArgs, RollbackArgs};
 use crate::commands::apply::{
-    ApplyDocument, captures_of, close_interrupted, confirm, failure, finish, plan_file_for_resume,
-    print_for, release, secrets_for, seed_from_journal, take_lock, where_it_stopped,
+    ApplyDocument, captures_of, close_interrupted, confirm, failure, finish, journaled_plan_file,
+    print_for, release, run_document, seed_from_journal, take_lock, where_it_stopped,
 };
 use crate::commands::plan::runtime;
 use crate::commands::status::{journal_error, locate_journal};
@@ -122,24 +121,14 @@ async fn rollback_locked(
         eprintln!("Run `{forward_id}` was already rolled back; nothing to undo.");
         return Ok(exit_codes::SUCCESS);
     }
-    let document: ApplyDocument = serde_json::from_value(
-        journal
-            .run_document(&forward_id)
-            .await
-            .map_err(journal_error)?,
-    )
-    .map_err(|error| {
-        CliError::new(format!(
-            "the journal does not hold the plan of run `{forward_id}`"
-        ))
-        .with_cause(error.to_string())
-    })?;
-    let plan_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
-    let plan_file = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
-    let secrets = secrets_for(&plan_file, journal)?;
+    let document: ApplyDocument = run_document(journal, &forward_id).await?;
+    let (plan_file, secrets) = journaled_plan_file(
+        journal,
+        args.file.as_deref(),
+        &document.plan_file_path,
+        &document.plan_file_text,
+        style,
+    )?;
 
     let reached = forward_steps(&document, &forward);
     let plan = plan_rollback(forward_id.as_str(), &reached);
@@ -218,26 +207,20 @@ pub(crate) async fn resume_rollback(
     run: RunState,
 ) -> Result<u8, CliError> {
     let run_id = run.info.run_id.clone();
-    let document: RollbackDocument =
-        serde_json::from_value(journal.run_document(&run_id).await.map_err(journal_error)?)
-            .map_err(|error| {
-                CliError::new(format!(
-                    "the journal does not hold the plan of rollback run `{run_id}`"
-                ))
-                .with_cause(error.to_string())
-            })?;
+    let document: RollbackDocument = run_document(journal, &run_id).await?;
     let forward_id = run.info.undoes.clone().ok_or_else(|| {
         CliError::new(format!(
             "rollback run `{run_id}` does not say which run it undoes"
         ))
     })?;
     let forward = journal.run(&forward_id).await.map_err(journal_error)?;
-    let plan_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&document.plan_file_path));
-    let plan_file: PlanFile = plan_file_for_resume(&plan_path, &document.plan_file_text, style)?;
-    let secrets = secrets_for(&plan_file, journal)?;
+    let (plan_file, secrets) = journaled_plan_file(
+        journal,
+        args.file.as_deref(),
+        &document.plan_file_path,
+        &document.plan_file_text,
+        style,
+    )?;
     let plan = &document.rollback;
     let left = plan
         .steps
