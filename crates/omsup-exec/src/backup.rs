@@ -1,8 +1,8 @@
 //! Backups of the meta databases with the stock dump client: streamed, checksummed, verified,
 //! and restorable by hand with the documented `mysql ... -e "source FILE" -D DB` command.
 //!
-//! The password reaches the client through a 0600 option file (`--defaults-extra-file`),
-//! never through argv or the environment. The dump streams from the client's stdout into a
+//! The password reaches the client through an option file it reads from an inherited pipe
+//! (`--defaults-extra-file=/dev/fd/N`), never through argv, the environment or a file on disk. The dump streams from the client's stdout into a
 //! 0600 file while its sha256 is computed; the backup is accepted only when the client exits
 //! 0, the file is not empty and it ends with the `-- Dump completed` trailer. Row counts per
 //! table are read from the database just before the dump (the upgrade dumps a quiescent
@@ -179,40 +179,42 @@ pub async fn row_counts(
     Ok(counts)
 }
 
-/// A 0600 MySQL option file holding the connection, removed when dropped.
+/// The connection for the client as a MySQL option file the client reads from a pipe it
+/// inherits (`--defaults-extra-file=/dev/fd/N`). The password is never on argv, in the
+/// environment or on disk: nothing is left behind even when omsup is killed mid-backup.
 struct OptionFile {
-    file: tempfile::NamedTempFile,
+    read: std::io::PipeReader,
 }
 
 impl OptionFile {
     fn write(connection: &ClientConnection<'_>) -> Result<Self, BackupError> {
         let io = |source| BackupError::Io {
-            what: "cannot write the client option file in",
-            path: std::env::temp_dir(),
+            what: "cannot hand the client its option file through",
+            path: std::path::PathBuf::from("a pipe"),
             source,
         };
-        // tempfile creates the file with mode 0600 on Unix.
-        let mut file = tempfile::Builder::new()
-            .prefix("omsup-client-")
-            .suffix(".cnf")
-            .tempfile()
-            .map_err(io)?;
         let quote = |value: &str| value.replace('\\', "\\\\").replace('"', "\\\"");
-        writeln!(
-            file,
-            "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\npassword=\"{}\"",
+        let text = format!(
+            "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\npassword=\"{}\"\n",
             quote(connection.host),
             connection.port,
             quote(connection.user),
             quote(connection.password)
-        )
-        .map_err(io)?;
-        file.flush().map_err(io)?;
-        Ok(Self { file })
+        );
+        let (read, mut write) = std::io::pipe().map_err(io)?;
+        // A few hundred bytes: far below the pipe's buffer, so this never blocks. Dropping the
+        // writer (close-on-exec, never inherited) gives the reader its end of file.
+        write.write_all(text.as_bytes()).map_err(io)?;
+        drop(write);
+        // The child inherits the read end under the same number.
+        rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::empty())
+            .map_err(|errno| io(errno.into()))?;
+        Ok(Self { read })
     }
 
     fn arg(&self) -> String {
-        format!("--defaults-extra-file={}", self.file.path().display())
+        use std::os::fd::AsRawFd as _;
+        format!("--defaults-extra-file=/dev/fd/{}", self.read.as_raw_fd())
     }
 }
 
@@ -561,8 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn option_file_is_private_and_keeps_the_password_out_of_argv() {
-        use std::os::unix::fs::PermissionsExt as _;
+    fn the_option_file_comes_through_a_pipe_and_keeps_the_password_out_of_argv() {
         let connection = ClientConnection {
             host: "127.0.0.1",
             port: 3306,
@@ -570,13 +571,11 @@ mod tests {
             password: "p\"q\\r",
         };
         let file = OptionFile::write(&connection).unwrap();
-        let mode = std::fs::metadata(file.file.path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let text = std::fs::read_to_string(file.file.path()).unwrap();
+        let arg = file.arg();
+        assert!(!arg.contains("p\"q"), "{arg}");
+        let path = arg.strip_prefix("--defaults-extra-file=").unwrap();
+        assert!(path.starts_with("/dev/fd/"), "{path}");
+        let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains(r#"password="p\"q\\r""#), "{text}");
-        assert!(!file.arg().contains("p\"q"));
     }
 }

@@ -463,21 +463,44 @@ pub(crate) async fn finish(
         );
         return Ok(exit_codes::SUCCESS);
     }
+    let failed: Vec<&str> = report
+        .failed
+        .iter()
+        .map(|(step, _)| step.as_str())
+        .collect();
     let mut error = CliError::new(format!(
-        "{what} run `{run_id}` stopped: {} step{} failed, {} not started",
+        "{what} run `{run_id}` stopped at {}: {} step{} failed, {} not started",
+        failed
+            .iter()
+            .map(|step| format!("`{step}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
         report.failed.len(),
         if report.failed.len() == 1 { "" } else { "s" },
         report.not_started.len()
     ));
-    for (step, message) in &report.failed {
-        error = error.with_cause(format!("{step}: {message}"));
+    let mut step_hint = None;
+    for (_, message) in &report.failed {
+        // The message names its step; its own `caused by:` and `hint:` lines become ours, and
+        // any other line (an init log's tail) stays under the cause it belongs to.
+        for (index, line) in message.lines().enumerate() {
+            if let Some(cause) = line.strip_prefix("caused by: ") {
+                error = error.with_cause(cause);
+            } else if let Some(hint) = line.strip_prefix("hint: ") {
+                step_hint = Some(hint.to_owned());
+            } else if index == 0 {
+                error = error.with_cause(line);
+            } else {
+                error = error.with_cause(format!("  {line}"));
+            }
+        }
     }
     if let Some(journal_error) = report.journal_error {
         error = error.with_cause(journal_error);
     }
-    Err(error.with_hint(
-        "fix the cause, then `omsup resume` continues where it stopped; `omsup rollback` undoes the run; `omsup status` shows every step",
-    ))
+    Err(error.with_hint(step_hint.unwrap_or_else(|| {
+        "fix the cause, then `omsup resume` continues where it stopped; `omsup rollback` undoes the run; `omsup status` shows every step".to_owned()
+    })))
 }
 
 fn capitalize(text: &str) -> String {
@@ -558,7 +581,7 @@ fn summarize(step: &Step, output: &Value) -> Option<String> {
         StepKind::Backup { .. } => Some(format!(
             "{} bytes to {}",
             output["size_bytes"],
-            output["path"].as_str().unwrap_or("?")
+            output["file"].as_str().unwrap_or("?")
         )),
         StepKind::StartNew { .. } => Some(format!(
             "old container kept as `{}`",
