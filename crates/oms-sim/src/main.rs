@@ -69,7 +69,8 @@ fn main() -> ExitCode {
         .expect("a tokio runtime starts");
     let result = match command.as_str() {
         "serve" => runtime.block_on(serve()),
-        "init" => runtime.block_on(init::run()),
+        // init logs its own error (to its log file and stdout, as docker_init.sh does).
+        "init" => runtime.block_on(init::run()).map_err(|_| String::new()),
         "version" => {
             println!("{}", own_version_text());
             Ok(())
@@ -79,7 +80,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("[ERROR] {message}");
+            if !message.is_empty() {
+                eprintln!("[ERROR] {message}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -175,10 +175,13 @@ fn scrub(text: &str, password: &str) -> String {
 /// was before its first attempt.
 ///
 /// - `ha.off`: the whole `ha.config` value (what `ha.restore` and rollback write back);
+/// - `ha.restore`: the same, the base when there was no `ha.off`;
 /// - `stop-old`: the time just before the stop (T1, if the stop is only found done later).
 pub async fn capture(ctx: &ApplyContext, step: &Step) -> Result<Value, StepError> {
     match &step.kind {
-        StepKind::HaOff => {
+        // `ha.restore` too: without an `ha.off` step (HA was already off) the base it writes
+        // over is the value as it is before restoring, every key kept.
+        StepKind::HaOff | StepKind::HaRestore => {
             let value = meta_actions::read_ha_config(&ctx.pool, &ctx.plan_file.meta_db.rm)
                 .await
                 .map_err(|source| StepError::Meta {
@@ -345,14 +348,23 @@ async fn run(ctx: &ApplyContext, step: &Step, captured: &Value) -> Result<Value,
                 .find(|s| s.kind == StepKind::HaOff)
                 .and_then(|s| ctx.output(&s.id))
                 .and_then(|v| v.get("previous").cloned())
-                .or_else(|| meta_previous_from_plan(ctx))
+                .or_else(|| captured.get("ha_config").cloned())
                 .ok_or_else(|| {
                     StepError::other(
                         step,
                         "the value `ha.config` had before the upgrade is unknown",
                     )
                 })?;
-            let window = ctx.t1().map_or(Duration::ZERO, |t1| {
+            // HA went off at T1 (the first stop), or at `ha.off` when nothing was stopped.
+            let t1 = ctx.t1().or_else(|| {
+                ctx.plan
+                    .steps
+                    .iter()
+                    .find(|s| s.kind == StepKind::HaOff)
+                    .and_then(|s| ctx.output(&s.id))
+                    .and_then(|v| v["at"].as_u64())
+            });
+            let window = t1.map_or(Duration::ZERO, |t1| {
                 Duration::from_secs(unix_now().saturating_sub(t1))
             });
             let value = meta_actions::ha_restore(
@@ -369,15 +381,6 @@ async fn run(ctx: &ApplyContext, step: &Step, captured: &Value) -> Result<Value,
     }
 }
 
-/// When HA was already off (no `ha.off` step), the value observed at plan time.
-fn meta_previous_from_plan(ctx: &ApplyContext) -> Option<Value> {
-    ctx.plan
-        .diff
-        .ha
-        .as_ref()
-        .map(|ha| json!({ "enable": ha.enable_before }))
-}
-
 async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<Value, StepError> {
     let change = ctx.node(step, node)?;
     let docker = ctx.docker(step, node)?;
@@ -390,12 +393,12 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<Value,
         .clone()
         .ok_or_else(|| StepError::other(step, "no name to keep the old container under"))?;
     let current = docker.inspect_container(&change.container, None).await.ok();
+    // Created by this run (a resumed step): leave it. Anything else under the name (the old
+    // container, even one an earlier omsup run created) is renamed out of the way.
     let ours = current
         .as_ref()
-        .and_then(|c| c.config.as_ref())
-        .and_then(|c| c.labels.as_ref())
-        .and_then(|l| l.get(docker_actions::LABEL_RUN_ID))
-        .is_some();
+        .and_then(docker_actions::run_label)
+        .is_some_and(|run| run == ctx.run_id);
     if current.is_some() && !ours {
         docker_actions::rename_container(docker, &change.container, &kept)
             .await

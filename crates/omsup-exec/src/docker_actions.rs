@@ -65,6 +65,10 @@ pub enum DockerActionError {
         container: String,
         timeout: Duration,
     },
+    #[error(
+        "a container named `{container}` exists and was not created by this run (its run label is {found})"
+    )]
+    NotOurs { container: String, found: String },
 }
 
 fn docker_error(
@@ -225,15 +229,32 @@ impl NewContainerSpec {
     }
 }
 
-/// Creates the new container unless one with this name exists. Returns its id and whether it
-/// was created now. An existing container with the name but not ours is reported by the
-/// caller (it checks the labels of what this returns).
+/// The run id a container is labelled with, if omsup created it.
+pub fn run_label(container: &bollard::models::ContainerInspectResponse) -> Option<&str> {
+    container
+        .config
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(LABEL_RUN_ID)
+        .map(String::as_str)
+}
+
+/// Creates the new container unless this run already did (a container with the name and this
+/// run's label: a resumed step). Returns its id and whether it was created now. A container
+/// with the name that this run did not create is an error, never reused.
 pub async fn create_container(
     docker: &Docker,
     spec: &NewContainerSpec,
 ) -> Result<(String, bool), DockerActionError> {
     if let Ok(existing) = docker.inspect_container(&spec.name, None).await {
-        return Ok((existing.id.unwrap_or_default(), false));
+        return match run_label(&existing) {
+            Some(run) if run == spec.run_id => Ok((existing.id.unwrap_or_default(), false)),
+            found => Err(DockerActionError::NotOurs {
+                container: spec.name.clone(),
+                found: found.map_or_else(|| "absent".to_owned(), |run| format!("`{run}`")),
+            }),
+        };
     }
     let mut binds = spec.binds.clone();
     if let (Some(cert), Some(key)) = (&spec.options.https_cert, &spec.options.https_key) {
@@ -460,6 +481,12 @@ pub async fn run_init(
     timeout: Duration,
 ) -> Result<InitOutcome, DockerActionError> {
     let started = Instant::now();
+    // An attempt killed mid-init leaves its exec running inside the container (Docker does not
+    // stop an exec when its client goes away): wait for that one instead of starting a second
+    // migration of the same schemas next to it.
+    if let Some(running) = running_init(docker, container).await? {
+        return wait_for_exec(docker, container, &running, started, timeout).await;
+    }
     let exec = docker
         .create_exec(
             container,
@@ -513,6 +540,63 @@ pub async fn run_init(
         output,
         took: started.elapsed(),
     })
+}
+
+/// The id of a `docker_init.sh` exec still running in `container`, if any.
+async fn running_init(
+    docker: &Docker,
+    container: &str,
+) -> Result<Option<String>, DockerActionError> {
+    let inspect = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(docker_error("cannot inspect container", container))?;
+    for id in inspect.exec_ids.unwrap_or_default() {
+        let Ok(exec) = docker.inspect_exec(&id).await else {
+            continue;
+        };
+        let is_init = exec.process_config.is_some_and(|p| {
+            p.arguments
+                .unwrap_or_default()
+                .iter()
+                .chain(p.entrypoint.iter())
+                .any(|a| a.contains("docker_init.sh"))
+        });
+        if exec.running == Some(true) && is_init {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Polls an exec an earlier attempt started until it ends; its output went to that attempt.
+async fn wait_for_exec(
+    docker: &Docker,
+    container: &str,
+    id: &str,
+    started: Instant,
+    timeout: Duration,
+) -> Result<InitOutcome, DockerActionError> {
+    loop {
+        let exec = docker.inspect_exec(id).await.map_err(docker_error(
+            "cannot follow the running `docker_init.sh` in",
+            container,
+        ))?;
+        if exec.running != Some(true) {
+            return Ok(InitOutcome {
+                exit_code: exec.exit_code.unwrap_or(-1),
+                output: "(the output went to the attempt that started this init; see /home/admin/logs/docker_init.log)\n".to_owned(),
+                took: started.elapsed(),
+            });
+        }
+        if started.elapsed() >= timeout {
+            return Err(DockerActionError::InitTimedOut {
+                container: container.to_owned(),
+                timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Connects to every node's Docker daemon; the error names the node.

@@ -253,16 +253,6 @@ async fn inspect(
     }
 }
 
-fn run_label(container: &ContainerInspectResponse) -> Option<&str> {
-    container
-        .config
-        .as_ref()?
-        .labels
-        .as_ref()?
-        .get(docker_actions::LABEL_RUN_ID)
-        .map(String::as_str)
-}
-
 fn name_of(container: &ContainerInspectResponse) -> &str {
     container
         .name
@@ -298,7 +288,7 @@ async fn find_new_container(
     }
     for name in [container.to_owned(), ctx.kept_new_name(container)] {
         if let Some(found) = inspect(docker, step, &name).await?
-            && run_label(&found) == Some(ctx.forward_run_id.as_str())
+            && docker_actions::run_label(&found) == Some(ctx.forward_run_id.as_str())
         {
             return Ok(Some(found));
         }
@@ -352,7 +342,52 @@ async fn remove_new(ctx: &UndoContext, step: &UndoStep, node: &str) -> Result<Va
     )
 }
 
+/// A restore never runs under a live OMS: it refuses while any node's OMS container is
+/// running (a node already on the target, or one started by hand), and it ends the sessions
+/// an earlier, killed restore may have left importing into the database.
+async fn quiesce(ctx: &UndoContext, step: &UndoStep, database: &str) -> Result<(), StepError> {
+    for (_, node) in ctx.plan_file.nodes() {
+        let docker = docker(ctx, step, &node.ip)?;
+        let running = docker
+            .inspect_container(&node.container, None)
+            .await
+            .ok()
+            .and_then(|c| c.state?.running)
+            .unwrap_or(false);
+        if running {
+            return Err(other(
+                step,
+                format!(
+                    "refusing to restore `{database}`: the OMS container `{}` on node {} is running and writes to the meta databases; stop it first, then `omsup resume`",
+                    node.container, node.ip
+                ),
+            ));
+        }
+    }
+    let leftovers: Vec<u64> = sqlx::query_scalar(
+        "SELECT id FROM information_schema.processlist \
+         WHERE user = ? AND db = ? AND id <> CONNECTION_ID()",
+    )
+    .bind(&ctx.plan_file.meta_db.user)
+    .bind(database)
+    .fetch_all(&ctx.pool)
+    .await
+    .unwrap_or_default();
+    for id in leftovers {
+        tracing::warn!(
+            database,
+            session = id,
+            "ending a session left in the database"
+        );
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+            .execute(&ctx.pool)
+            .await;
+    }
+    Ok(())
+}
+
 async fn restore(ctx: &UndoContext, step: &UndoStep, database: &str) -> Result<Value, StepError> {
+    quiesce(ctx, step, database).await?;
     let manifest = ctx.manifest(step, database)?;
     let client = backup::find_restore_client().map_err(backup_error(step))?;
     let meta = &ctx.plan_file.meta_db;
@@ -392,7 +427,8 @@ async fn start_old(ctx: &UndoContext, step: &UndoStep, node: &str) -> Result<Val
         // The stop was cut off before journaling the id: the old container still has its name.
         None => inspect(docker, step, &container)
             .await?
-            .filter(|c| run_label(c).is_none()),
+            // Not the forward run's new container (an older omsup run's label is fine).
+            .filter(|c| docker_actions::run_label(c) != Some(ctx.forward_run_id.as_str())),
     };
     let old = old.ok_or_else(|| {
         other(
@@ -543,9 +579,11 @@ async fn ha_restore(
             (value, matches!(before, HaBefore::WasOff))
         }
     };
+    // HA has been off since T1 and stays off until now (restores, restarts and checks come
+    // after T3): the window runs to now, which is never shorter than T3 - T1.
     let t1 = ctx.forward_t1();
     let t3 = ctx.t3().unwrap_or_else(unix_now);
-    let window = Duration::from_secs(t1.map_or(0, |t1| t3.saturating_sub(t1)));
+    let window = Duration::from_secs(t1.map_or(0, |t1| unix_now().max(t3).saturating_sub(t1)));
     let policy = HaPolicy {
         after: HaAfter::Restore,
         perceive_store_client_checkpoint: None,

@@ -400,11 +400,31 @@ impl World {
         image: &str,
         extra_env: &[String],
     ) -> Result<()> {
+        self.start_node_labelled(docker, node, image, extra_env, &[])
+            .await
+    }
+
+    /// [`World::start_node`] with container labels (e.g. the run label an earlier omsup run
+    /// puts on the containers it creates).
+    pub async fn start_node_labelled(
+        &self,
+        docker: &Docker,
+        node: &WorldNode,
+        image: &str,
+        extra_env: &[String],
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
         let mut env = vec![format!("OMS_HOST_IP={}", node.ip)];
         env.extend_from_slice(extra_env);
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             env: Some(env),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
             tty: Some(true),
             open_stdin: Some(true),
             host_config: Some(HostConfig {

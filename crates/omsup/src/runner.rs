@@ -128,6 +128,9 @@ pub struct Runner<'a> {
     pub parallelism: usize,
     pub failpoints: Failpoints,
     pub downtime: DowntimeMarks,
+    /// Secrets to mask in failure messages before they are journaled or shown (a log tail a
+    /// step quotes could hold one).
+    pub redact: Vec<String>,
 }
 
 impl Runner<'_> {
@@ -176,7 +179,12 @@ impl Runner<'_> {
                     Ok(value) => (value, None),
                     Err(failure) => (Value::Null, Some(failure)),
                 };
-                let payload = json!({ "step": step.definition, "captured": captured_value });
+                // A failed capture acted on nothing: the next attempt captures again.
+                let payload = json!({
+                    "step": step.definition,
+                    "captured": captured_value,
+                    "capture_failed": capture_error.is_some(),
+                });
                 if let Err(error) = self.writer.intent(&step.id, &step.kind, payload).await {
                     let message = format!("cannot journal the intent of `{}`: {error}", step.id);
                     *journal_error_ref.lock().expect("journal error") = Some(message.clone());
@@ -218,7 +226,10 @@ impl Runner<'_> {
                         });
                         Ok(())
                     }
-                    Err(failure) => {
+                    Err(mut failure) => {
+                        for secret in self.redact.iter().filter(|s| !s.is_empty()) {
+                            failure.message = failure.message.replace(secret.as_str(), "***");
+                        }
                         if let Err(error) = self
                             .writer
                             .failed(&step.id, &failure.message, failure.details.clone())

@@ -209,7 +209,18 @@ async fn resume(args: &ResumeArgs, style: &Style) -> Result<u8, CliError> {
         args.force_unlock.as_deref(),
     )
     .await?;
-    let outcome = resume_locked(args, style, &journal, &lock, run).await;
+    // Read again under the lock: the holder may have finished it in between.
+    let outcome = match journal.run(&run.info.run_id).await.map_err(journal_error) {
+        Ok(run) if run.info.outcome == RunOutcome::Succeeded => {
+            eprintln!(
+                "Nothing to resume: run `{}` finished meanwhile.",
+                run.info.run_id
+            );
+            Ok(exit_codes::SUCCESS)
+        }
+        Ok(run) => resume_locked(args, style, &journal, &lock, run).await,
+        Err(error) => Err(error),
+    };
     release(lock).await;
     outcome
 }
@@ -397,6 +408,7 @@ async fn execute_apply_run(
         parallelism: run.parallelism,
         failpoints: Failpoints::from_env(),
         downtime,
+        redact: vec![context.secrets.meta_password.expose().to_owned()],
     };
     let plan = &run.plan;
     let context = &context;
@@ -541,6 +553,7 @@ pub(crate) fn captures_of(before: &RunState) -> BTreeMap<String, Value> {
     before
         .steps
         .values()
+        .filter(|record| record.intent_payload["capture_failed"] != json!(true))
         .filter_map(|record| {
             let captured = record.intent_payload.get("captured")?;
             Some((record.step_id.to_string(), captured.clone()))

@@ -111,6 +111,31 @@ async fn rollback_locked(
         ))
         .with_exit_code(exit_codes::USAGE));
     }
+    // Only the last apply can be undone: an older one's containers and backups were replaced
+    // by the runs after it, and restoring its backups would run under a newer OMS.
+    let runs = journal.run_infos().await.map_err(journal_error)?;
+    let rolled_back: Vec<&RunId> = runs
+        .iter()
+        .filter(|info| info.kind == RunKind::Rollback && info.outcome == RunOutcome::Succeeded)
+        .filter_map(|info| info.undoes.as_ref())
+        .collect();
+    let later = runs
+        .iter()
+        .skip_while(|info| info.run_id != forward_id)
+        .skip(1)
+        .find(|info| info.kind == RunKind::Apply && !rolled_back.contains(&&info.run_id));
+    if let Some(later) = later {
+        return Err(CliError::new(format!(
+            "run `{forward_id}` is not the last apply run of deployment `{}`: `{}` came after it",
+            journal.deployment(),
+            later.run_id
+        ))
+        .with_hint(format!(
+            "roll back `{}` first (`omsup rollback --run {}`), then `{forward_id}`",
+            later.run_id, later.run_id
+        ))
+        .with_exit_code(exit_codes::REFUSED));
+    }
     let undone = journal
         .rollbacks_of(&forward_id)
         .await
@@ -319,6 +344,7 @@ async fn execute_rollback_run(
         parallelism,
         failpoints: Failpoints::from_env(),
         downtime,
+        redact: vec![context.secrets.meta_password.expose().to_owned()],
     };
     let report = runner
         .run(

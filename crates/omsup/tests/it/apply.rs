@@ -174,6 +174,70 @@ async fn apply_refuses_without_confirmation_and_a_stale_saved_plan_names_the_fac
 }
 
 #[tokio::test]
+async fn containers_an_earlier_omsup_run_created_are_upgraded_and_rolled_back() {
+    let world = up(WorldSpec::two_nodes()).await;
+    // As after an earlier upgrade done with omsup: the running containers carry its run label.
+    for node in &world.nodes {
+        let docker = node.docker().unwrap();
+        omsup_testworld::world::remove_named(&docker, &world.container)
+            .await
+            .unwrap();
+        world
+            .start_node_labelled(
+                &docker,
+                node,
+                &omsup_testworld::world::image_tag("4.2.8"),
+                &[],
+                &[("omsup.run-id", "20250101T000000Z-0ld0")],
+            )
+            .await
+            .unwrap();
+    }
+    world.wait_online(Duration::from_secs(30)).await.unwrap();
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_upgraded(&world, &before, "labelled by an earlier run").await;
+    let undone = omsup(&["rollback", "-f", &plan, "--yes"]);
+    assert_eq!(undone.code, 0, "{}", show(&undone));
+    let again = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
+    assert_eq!(again.code, 2, "{}", show(&again));
+}
+
+#[tokio::test]
+async fn ha_off_before_and_on_after_keeps_every_other_key() {
+    let mut spec = WorldSpec::two_nodes();
+    spec.ha_enabled = false;
+    let world = up(spec).await;
+    let pool = world.meta_pool().await.unwrap();
+    let ha_before = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
+        .await
+        .unwrap();
+    assert_eq!(ha_before["enable"], false);
+    assert!(
+        ha_before.as_object().unwrap().len() > 2,
+        "the seeded ha.config must have keys to keep: {ha_before}"
+    );
+    let text = std::fs::read_to_string(&world.plan_path).unwrap();
+    let text = text.replace("[ha]\nafter = \"restore\"", "[ha]\nafter = \"on\"");
+    assert!(text.contains("after = \"on\""), "{text}");
+    std::fs::write(&world.plan_path, text).unwrap();
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let ha_after = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
+        .await
+        .unwrap();
+    assert_eq!(ha_after["enable"], true, "{ha_after}");
+    for (key, value) in ha_before.as_object().unwrap() {
+        if key != "enable" && key != "refetchStoreIntervalMin" {
+            assert_eq!(&ha_after[key], value, "`{key}` was lost: {ha_after}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn two_concurrent_applies_exactly_one_runs() {
     let world = up(WorldSpec::two_nodes()).await;
     let before = before(&world).await;
