@@ -90,6 +90,16 @@ pub struct NodeChange {
     pub binds: Vec<Bind>,
     /// `cm_nodes` from the node's config.yaml.
     pub cm_nodes: Vec<String>,
+    /// Where `/oms/health` answers: config.yaml's `nginx_server_port` (8089 by default).
+    #[serde(default = "default_health_port")]
+    pub health_port: u16,
+}
+
+/// OMS's nginx port unless config.yaml sets `nginx_server_port`.
+pub const DEFAULT_HEALTH_PORT: u16 = 8089;
+
+fn default_health_port() -> u16 {
+    DEFAULT_HEALTH_PORT
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +220,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             env_after: BTreeMap::new(),
             binds: Vec::new(),
             cm_nodes: Vec::new(),
+            health_port: DEFAULT_HEALTH_PORT,
         };
         let docker = match observed_nodes.get(node.ip.as_str()).map(|n| &n.docker) {
             Some(DockerReach::Reachable(docker)) => docker,
@@ -250,6 +261,11 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             .as_ref()
             .map(|c| c.cm_nodes.clone())
             .unwrap_or_default();
+        change.health_port = container
+            .config
+            .as_ref()
+            .and_then(|c| c.nginx_server_port)
+            .unwrap_or(DEFAULT_HEALTH_PORT);
         let resolved = plan.container.resolve(node.container_overrides.as_ref());
         change.env_after = redact_env(&container.env);
         change.env_after.extend(redact_env(&resolved.env));

@@ -454,6 +454,7 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<Value,
         "new_container_id": id,
         "created": created,
         "binds": binds,
+        "health_port": change.health_port,
     }))
 }
 
@@ -528,8 +529,14 @@ async fn verify_online(ctx: &ApplyContext, step: &Step) -> Result<Value, StepErr
         let mut waiting = Vec::new();
         for ip in &ips {
             let online = statuses.get(ip).is_some_and(|s| s == "ONLINE");
-            let healthy =
-                crate::health::healthy(ip, crate::health::HEALTH_PORT).await == Some(true);
+            let port = ctx
+                .plan
+                .diff
+                .nodes
+                .iter()
+                .find(|n| &n.ip == ip)
+                .map_or(crate::health::HEALTH_PORT, |n| n.health_port);
+            let healthy = crate::health::healthy(ip, port).await == Some(true);
             if !(online && healthy) {
                 waiting.push(format!(
                     "{ip} ({}, {})",

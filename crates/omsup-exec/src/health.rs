@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The port OMS serves `/oms/health` on: its nginx port, 8089 unless `config.yaml` changes it.
-pub const HEALTH_PORT: u16 = 8089;
+/// The port OMS serves `/oms/health` on when nothing says otherwise (config.yaml's
+/// `nginx_server_port`, observed per node, wins).
+pub const HEALTH_PORT: u16 = omsup_engine::diff::DEFAULT_HEALTH_PORT;
 
 /// `Some(healthy)` from `http://<ip>:<port>/oms/health`, `None` when nothing sensible answers
 /// within two seconds.

@@ -73,6 +73,15 @@ impl UndoContext {
         })
     }
 
+    /// Where node `ip` answers `/oms/health`: the port the forward run observed, else 8089.
+    pub fn health_port(&self, ip: &str) -> u16 {
+        self.forward_outputs
+            .get(&format!("node[{ip}].start-new"))
+            .and_then(|v| v["health_port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(crate::health::HEALTH_PORT)
+    }
+
     /// The name a new container is kept under with `keep_new`.
     pub fn kept_new_name(&self, container: &str) -> String {
         format!("{container}-omsup-rolled-back-{}", self.forward_run_id)
@@ -503,8 +512,7 @@ async fn verify_online(
         let mut still = Vec::new();
         for ip in pending {
             let status = statuses.get(&ip).map_or("not registered", String::as_str);
-            let healthy =
-                crate::health::healthy(&ip, crate::health::HEALTH_PORT).await == Some(true);
+            let healthy = crate::health::healthy(&ip, ctx.health_port(&ip)).await == Some(true);
             if status != "ONLINE" || !healthy {
                 let health = if healthy { "healthy" } else { "not healthy" };
                 last_seen.insert(ip.clone(), format!("{status}, {health}"));

@@ -238,6 +238,43 @@ async fn ha_off_before_and_on_after_keeps_every_other_key() {
 }
 
 #[tokio::test]
+async fn the_health_port_comes_from_each_nodes_config_yaml() {
+    let world = up(WorldSpec::two_nodes()).await;
+    // OMS answers /oms/health on config.yaml's nginx_server_port: move it off 8089.
+    for node in &world.nodes {
+        let path = node.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("nginx_server_port: 8089"), "{text}");
+        std::fs::write(
+            &path,
+            text.replace("nginx_server_port: 8089", "nginx_server_port: 18089"),
+        )
+        .unwrap();
+        let docker = node.docker().unwrap();
+        docker
+            .restart_container(
+                &world.container,
+                None::<bollard::query_parameters::RestartContainerOptions>,
+            )
+            .await
+            .unwrap();
+    }
+    world.wait_online(Duration::from_secs(30)).await.unwrap();
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_upgraded(&world, &before, "health on port 18089").await;
+    for node in &world.nodes {
+        assert_eq!(
+            omsup_testworld::world::health(&node.ip).await,
+            None,
+            "8089 must be unused"
+        );
+    }
+}
+
+#[tokio::test]
 async fn two_concurrent_applies_exactly_one_runs() {
     let world = up(WorldSpec::two_nodes()).await;
     let before = before(&world).await;
