@@ -57,6 +57,8 @@ impl CliError {
     pub fn render(&self, style: &Style) -> String {
         let mut out = format!("{} {}\n", style.red("error:"), self.message);
         for cause in &self.causes {
+            // A cause of several lines (a log tail) stays under its `caused by:`.
+            let cause = cause.replace('\n', "\n              ");
             out.push_str(&format!("  {} {cause}\n", style.bold("caused by:")));
         }
         if let Some(hint) = &self.hint {

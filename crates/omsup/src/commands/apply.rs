@@ -500,10 +500,11 @@ pub(crate) async fn finish(
                 error = error.with_cause(cause);
             } else if let Some(hint) = line.strip_prefix("hint: ") {
                 step_hint = Some(hint.to_owned());
-            } else if index == 0 {
+            } else if index == 0 || error.causes.is_empty() {
                 error = error.with_cause(line);
-            } else {
-                error = error.with_cause(format!("  {line}"));
+            } else if let Some(last) = error.causes.last_mut() {
+                last.push('\n');
+                last.push_str(line);
             }
         }
     }
