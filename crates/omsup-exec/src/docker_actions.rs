@@ -174,10 +174,21 @@ pub async fn stop_container(
             .await
             .map_err(docker_error("cannot stop container", name))?;
     }
+    // Already stopped: when Docker says it finished (the outage began then, not now).
+    let finished_at = inspect
+        .state
+        .as_ref()
+        .and_then(|state| state.finished_at.as_deref())
+        .and_then(docker_time)
+        .filter(|t| t.as_second() > 0)
+        .map(SystemTime::from);
     Ok(StopOutcome {
         container_id,
         was_running,
-        stopped_at: SystemTime::now(),
+        stopped_at: match finished_at {
+            Some(finished) if !was_running => finished.min(SystemTime::now()),
+            _ => SystemTime::now(),
+        },
     })
 }
 
@@ -372,20 +383,18 @@ async fn log_tail_since_start(
         .tail(&lines.to_string())
         .build();
     let text = logs_text(docker, name, options).await;
-    let start = timestamp_key(started_at);
+    let start = docker_time(started_at);
     text.lines()
         .filter_map(|line| line.split_once(' '))
-        .filter(|(stamp, _)| timestamp_key(stamp) >= start)
+        .filter(|(stamp, _)| docker_time(stamp) >= start)
         .map(|(_, line)| format!("{line}\n"))
         .collect()
 }
 
-/// An RFC 3339 UTC timestamp as Docker writes it (`2026-11-25T09:45:25.2689Z`, trailing zeros
-/// of the fraction dropped) in a form that sorts by time: the fraction padded to nanoseconds.
-fn timestamp_key(stamp: &str) -> String {
-    let stamp = stamp.trim_end_matches('Z');
-    let (whole, fraction) = stamp.split_once('.').unwrap_or((stamp, ""));
-    format!("{whole}.{fraction:0<9}")
+/// A timestamp as Docker writes it (RFC 3339, to the nanosecond, trailing zeros of the
+/// fraction dropped); `None` when it is not one (Docker's zero time reads as a valid one).
+fn docker_time(stamp: &str) -> Option<jiff::Timestamp> {
+    stamp.parse().ok()
 }
 
 /// Polls until the container's log says [`READY_LOG_LINE`]; fails at once when the container
@@ -671,12 +680,13 @@ mod tests {
 
     #[test]
     fn docker_timestamps_sort_by_time_whatever_their_fraction_length() {
-        let start = timestamp_key("2026-11-25T09:45:25.26897Z");
-        assert!(timestamp_key("2026-11-25T09:45:25.2689Z") < start);
-        assert!(timestamp_key("2026-11-25T09:45:25.268970001Z") > start);
-        assert!(timestamp_key("2026-11-25T09:45:25.3Z") > start);
-        assert!(timestamp_key("2026-11-25T09:45:25Z") < start);
-        assert_eq!(timestamp_key("2026-11-25T09:45:25.26897Z"), start);
+        let start = docker_time("2026-11-25T09:45:25.26897Z");
+        assert!(start.is_some());
+        assert!(docker_time("2026-11-25T09:45:25.2689Z") < start);
+        assert!(docker_time("2026-11-25T09:45:25.268970001Z") > start);
+        assert!(docker_time("2026-11-25T09:45:25.3Z") > start);
+        assert!(docker_time("2026-11-25T09:45:25Z") < start);
+        assert_eq!(docker_time("2026-11-25T09:45:25.26897Z"), start);
     }
 
     #[test]
