@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use omsup_engine::steps::{Step, StepKind};
 use omsup_engine::{SavedPlan, UpgradePlan};
@@ -244,25 +244,15 @@ async fn resume_locked(
         &document.plan_file_text,
         style,
     )?;
-    let left = document
-        .plan
-        .steps
-        .iter()
-        .filter(|step| run.state_of(&step.id) != Some(StepState::Succeeded))
-        .count();
-    eprintln!(
-        "Resuming run `{run_id}` of deployment `{}`: {} of {} steps left ({}).",
-        document.plan.deployment,
-        left,
+    let writer = reopen(
+        journal,
+        lock,
+        &run,
+        "run",
         document.plan.steps.len(),
-        where_it_stopped(&run)
-    );
-    confirm(&format!("Resume run `{run_id}`?"), args.yes)?;
-    let writer = journal
-        .resume_run(lock, &run_id)
-        .await
-        .map_err(journal_error)?;
-    close_interrupted(&writer, &run).await?;
+        args.yes,
+    )
+    .await?;
     let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_apply_run(
         ApplyRun {
@@ -309,8 +299,34 @@ pub(crate) fn journaled_plan_file(
     Ok((plan_file, secrets))
 }
 
+/// Reopens an unfinished run for `omsup resume`: says where it stopped and what is left, asks,
+/// marks it running again and closes the steps an interrupted attempt left in flight.
+pub(crate) async fn reopen(
+    journal: &Journal,
+    lock: &DeploymentLock,
+    run: &RunState,
+    what: &str,
+    total_steps: usize,
+    yes: bool,
+) -> Result<RunWriter, CliError> {
+    let run_id = &run.info.run_id;
+    eprintln!(
+        "Resuming {what} `{run_id}` of deployment `{}`: {} of {total_steps} steps left ({}).",
+        journal.deployment(),
+        total_steps.saturating_sub(run.steps_done()),
+        where_it_stopped(run)
+    );
+    confirm(&format!("Resume {what} `{run_id}`?"), yes)?;
+    let writer = journal
+        .resume_run(lock, run_id)
+        .await
+        .map_err(journal_error)?;
+    close_interrupted(&writer, run).await?;
+    Ok(writer)
+}
+
 /// Closes every step an interrupted attempt left in flight, so it may run again.
-pub(crate) async fn close_interrupted(writer: &RunWriter, run: &RunState) -> Result<(), CliError> {
+async fn close_interrupted(writer: &RunWriter, run: &RunState) -> Result<(), CliError> {
     for record in run.in_flight() {
         writer
             .interrupted(
@@ -373,12 +389,6 @@ async fn execute_apply_run(
             });
         })
     };
-    let already_done = before
-        .map(|run| seed_from_journal(&context.outputs, run))
-        .unwrap_or_default();
-    let captured = before.map(captures_of).unwrap_or_default();
-    let progress = progress.as_ref();
-    let steps: Vec<RunnerStep> = run.plan.steps.iter().map(runner_step).collect();
     let downtime = DowntimeMarks {
         opens: run
             .plan
@@ -395,49 +405,104 @@ async fn execute_apply_run(
             .map(|s| s.id.clone())
             .collect(),
     };
+    let plan = &run.plan;
+    let context = &context;
+    drive(
+        Drive {
+            writer: &run.writer,
+            kind: run.kind,
+            what: "apply",
+            deployment: plan.deployment.clone(),
+            steps: plan.steps.iter().map(runner_step).collect(),
+            downtime,
+            outputs: &context.outputs,
+            before,
+            parallelism: run.parallelism,
+            secret: context.secrets.meta_password.expose(),
+        },
+        progress.as_ref(),
+        style,
+        |id| async move {
+            let step = plan.step(&id).expect("a step of the plan");
+            capture(context, step).await.map_err(failure)
+        },
+        |id, captured| async move {
+            let step = plan.step(&id).expect("a step of the plan");
+            execute_step(context, step, &captured)
+                .await
+                .map(|output| {
+                    let summary = summarize(step, &output);
+                    (output, summary)
+                })
+                .map_err(failure)
+        },
+    )
+    .await
+}
+
+/// One run, apply or rollback, as [`drive`] takes it; the steps' own work comes as functions.
+pub(crate) struct Drive<'a> {
+    pub writer: &'a RunWriter,
+    /// `apply`, `resume` or `rollback`: the progress header.
+    pub kind: &'static str,
+    /// What the summary calls the run: `apply` or `rollback`.
+    pub what: &'static str,
+    pub deployment: String,
+    pub steps: Vec<RunnerStep>,
+    pub downtime: DowntimeMarks,
+    /// The executors' outputs by step id, seeded from `before`.
+    pub outputs: &'a Mutex<BTreeMap<String, Value>>,
+    /// The run as an earlier attempt left it (resume), if any.
+    pub before: Option<&'a RunState>,
+    pub parallelism: usize,
+    /// Masked in failure messages.
+    pub secret: &'a str,
+}
+
+/// Runs the steps not yet succeeded in `drive.before`, each journaled by the runner, then
+/// finishes the run and reports.
+pub(crate) async fn drive<C, CF, E, EF>(
+    drive: Drive<'_>,
+    progress: &dyn ProgressSink,
+    style: &Style,
+    capture: C,
+    execute: E,
+) -> Result<u8, CliError>
+where
+    C: Fn(String) -> CF,
+    CF: std::future::Future<Output = Result<Value, StepFailure>>,
+    E: Fn(String, Value) -> EF,
+    EF: std::future::Future<Output = Result<(Value, Option<String>), StepFailure>>,
+{
+    let run_id = drive.writer.run_id().to_string();
+    let already_done = drive
+        .before
+        .map(|run| seed_from_journal(drive.outputs, run))
+        .unwrap_or_default();
+    let captured = drive.before.map(captures_of).unwrap_or_default();
     progress.event(&Event::RunStarted {
         run_id: run_id.clone(),
-        kind: run.kind.to_owned(),
-        deployment: run.plan.deployment.clone(),
-        steps: steps.iter().map(|s| s.id.clone()).collect(),
+        kind: drive.kind.to_owned(),
+        deployment: drive.deployment,
+        steps: drive.steps.iter().map(|s| s.id.clone()).collect(),
         already_done: already_done.iter().cloned().collect(),
     });
     let runner = Runner {
-        writer: &run.writer,
+        writer: drive.writer,
         progress,
-        parallelism: run.parallelism,
+        parallelism: drive.parallelism,
         failpoints: Failpoints::from_env(),
-        downtime,
-        redact: vec![context.secrets.meta_password.expose().to_owned()],
+        downtime: drive.downtime,
+        redact: vec![drive.secret.to_owned()],
     };
-    let plan = &run.plan;
-    let context = &context;
     let report = runner
-        .run(
-            &steps,
-            &already_done,
-            &captured,
-            |id| async move {
-                let step = plan.step(&id).expect("a step of the plan");
-                capture(context, step).await.map_err(failure)
-            },
-            |id, captured| async move {
-                let step = plan.step(&id).expect("a step of the plan");
-                execute_step(context, step, &captured)
-                    .await
-                    .map(|output| {
-                        let summary = summarize(step, &output);
-                        (output, summary)
-                    })
-                    .map_err(failure)
-            },
-        )
+        .run(&drive.steps, &already_done, &captured, capture, execute)
         .await;
-    finish(&run.writer, &run_id, report, progress, style, "apply").await
+    finish(drive.writer, &run_id, report, progress, style, drive.what).await
 }
 
 /// Ends a run in the journal, emits `run_finished`, prints the summary and what to do next.
-pub(crate) async fn finish(
+async fn finish(
     writer: &RunWriter,
     run_id: &str,
     report: RunReport,
@@ -533,7 +598,7 @@ pub(crate) fn failure(error: omsup_exec::apply::StepError) -> StepFailure {
 
 /// Succeeded steps of an earlier attempt: their outputs go back into the context (later steps
 /// and `ha.restore` read them), and they are not run again.
-pub(crate) fn seed_from_journal(
+fn seed_from_journal(
     outputs: &std::sync::Mutex<BTreeMap<String, Value>>,
     before: &RunState,
 ) -> BTreeSet<String> {
@@ -550,7 +615,7 @@ pub(crate) fn seed_from_journal(
 
 /// The captures journaled with the intents of an earlier attempt (the first attempt's value is
 /// carried into every retry's intent).
-pub(crate) fn captures_of(before: &RunState) -> BTreeMap<String, Value> {
+fn captures_of(before: &RunState) -> BTreeMap<String, Value> {
     before
         .steps
         .values()

@@ -25,15 +25,15 @@ use serde_json::Value;
 
 use crate::cli::{ResumeArgs, RollbackArgs};
 use crate::commands::apply::{
-    ApplyDocument, captures_of, close_interrupted, confirm, failure, finish, journaled_plan_file,
-    print_for, release, run_document, seed_from_journal, take_lock, where_it_stopped,
+    ApplyDocument, Drive, confirm, drive, failure, journaled_plan_file, print_for, release, reopen,
+    run_document, take_lock, where_it_stopped,
 };
 use crate::commands::plan::runtime;
 use crate::commands::status::{journal_error, locate_journal};
 use crate::exit_codes;
-use crate::progress::{Event, ProgressSink, sink};
+use crate::progress::{ProgressSink, sink};
 use crate::report::CliError;
-use crate::runner::{DowntimeMarks, Failpoints, Runner, RunnerStep};
+use crate::runner::{DowntimeMarks, RunnerStep};
 use crate::style::Style;
 
 /// What a rollback run keeps in the journal: the plan file it used and its compensations.
@@ -247,22 +247,15 @@ pub(crate) async fn resume_rollback(
         style,
     )?;
     let plan = &document.rollback;
-    let left = plan
-        .steps
-        .iter()
-        .filter(|step| run.state_of(&step.id) != Some(StepState::Succeeded))
-        .count();
-    eprintln!(
-        "Resuming rollback run `{run_id}` (undoing `{forward_id}`): {left} of {} steps left ({}).",
+    let writer = reopen(
+        journal,
+        lock,
+        &run,
+        "rollback run",
         plan.steps.len(),
-        where_it_stopped(&run)
-    );
-    confirm(&format!("Resume rollback run `{run_id}`?"), args.yes)?;
-    let writer = journal
-        .resume_run(lock, &run_id)
-        .await
-        .map_err(journal_error)?;
-    close_interrupted(&writer, &run).await?;
+        args.yes,
+    )
+    .await?;
     let context = UndoContext::connect(
         plan_file,
         run_id.to_string(),
@@ -296,26 +289,10 @@ async fn execute_rollback_run(
     plan: &RollbackPlan,
     before: Option<&RunState>,
     parallelism: usize,
-    kind: &str,
+    kind: &'static str,
     progress: Arc<dyn ProgressSink>,
     style: &Style,
 ) -> Result<u8, CliError> {
-    let run_id = writer.run_id().to_string();
-    let already_done = before
-        .map(|run| seed_from_journal(&context.outputs, run))
-        .unwrap_or_default();
-    let captured = before.map(captures_of).unwrap_or_default();
-    let steps: Vec<RunnerStep> = plan
-        .steps
-        .iter()
-        .map(|step| RunnerStep {
-            id: step.id.clone(),
-            kind: step.kind.name().to_owned(),
-            node: step.kind.node().map(str::to_owned),
-            depends_on: step.depends_on.clone(),
-            definition: serde_json::to_value(step).expect("a step serializes"),
-        })
-        .collect();
     let downtime = DowntimeMarks {
         opens: plan
             .steps
@@ -330,38 +307,42 @@ async fn execute_rollback_run(
             .map(|s| s.id.clone())
             .collect(),
     };
-    progress.event(&Event::RunStarted {
-        run_id: run_id.clone(),
-        kind: kind.to_owned(),
-        deployment: context.plan_file.deployment.name.clone(),
-        steps: steps.iter().map(|s| s.id.clone()).collect(),
-        already_done: already_done.iter().cloned().collect(),
-    });
-    let progress = progress.as_ref();
-    let runner = Runner {
-        writer,
-        progress,
-        parallelism,
-        failpoints: Failpoints::from_env(),
-        downtime,
-        redact: vec![context.secrets.meta_password.expose().to_owned()],
-    };
-    let report = runner
-        .run(
-            &steps,
-            &already_done,
-            &captured,
-            |_| async { Ok(Value::Null) },
-            |id, _| async move {
-                let step = plan.step(&id).expect("a step of the rollback");
-                execute_undo(context, step)
-                    .await
-                    .map(|output| (output, None))
-                    .map_err(failure)
-            },
-        )
-        .await;
-    finish(writer, &run_id, report, progress, style, "rollback").await
+    let steps = plan
+        .steps
+        .iter()
+        .map(|step| RunnerStep {
+            id: step.id.clone(),
+            kind: step.kind.name().to_owned(),
+            node: step.kind.node().map(str::to_owned),
+            depends_on: step.depends_on.clone(),
+            definition: serde_json::to_value(step).expect("a step serializes"),
+        })
+        .collect();
+    drive(
+        Drive {
+            writer,
+            kind,
+            what: "rollback",
+            deployment: context.plan_file.deployment.name.clone(),
+            steps,
+            downtime,
+            outputs: &context.outputs,
+            before,
+            parallelism,
+            secret: context.secrets.meta_password.expose(),
+        },
+        progress.as_ref(),
+        style,
+        |_| async { Ok(Value::Null) },
+        |id, _| async move {
+            let step = plan.step(&id).expect("a step of the rollback");
+            execute_undo(context, step)
+                .await
+                .map(|output| (output, None))
+                .map_err(failure)
+        },
+    )
+    .await
 }
 
 /// What the forward run reached, step by step, from its journal.
