@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use omsup_testworld::world::wait_healthy;
-use omsup_testworld::{World, WorldSpec, services};
+use omsup_testworld::{World, WorldSpec};
 
 const RUNS: usize = 3;
 
 pub fn apply_on_world() -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "omsup"])
-        .current_dir(crate::workspace_root())
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("`cargo build -p omsup` failed");
-    }
-    services::ensure(services::DEFAULT_NODES)?;
-    crate::sim_images::run(&[])?;
+    let binary = crate::bench_plan::omsup_with_services()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let mut downtimes = Vec::new();
     let mut baselines = Vec::new();
@@ -32,7 +23,7 @@ pub fn apply_on_world() -> Result<()> {
         let world = runtime.block_on(World::up(WorldSpec::two_nodes()))?;
         let measured = runtime
             .block_on(restart_baseline(&world))
-            .and_then(|baseline| Ok((baseline, apply(&world)?)));
+            .and_then(|baseline| Ok((baseline, apply(&binary, &world)?)));
         runtime.block_on(world.down())?;
         let (baseline, (downtime, total)) = measured?;
         println!(
@@ -83,9 +74,8 @@ async fn restart_baseline(world: &World) -> Result<Duration> {
 }
 
 /// `omsup apply --yes --format jsonl`; the downtime window from its `run_finished` event.
-fn apply(world: &World) -> Result<(Duration, Duration)> {
-    let binary = omsup_testworld::world::target_dir().join("debug/omsup");
-    let output = Command::new(&binary)
+fn apply(binary: &std::path::Path, world: &World) -> Result<(Duration, Duration)> {
+    let output = Command::new(binary)
         .args(["apply", "--yes", "--format", "jsonl", "-f"])
         .arg(&world.plan_path)
         .env("NO_COLOR", "1")

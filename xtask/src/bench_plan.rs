@@ -15,17 +15,7 @@ const RUNS: usize = 15;
 /// Deploys a two-node world, times `omsup plan` and `omsup lint` on its plan file, prints the
 /// figures, and removes the world.
 pub fn plan_on_world() -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "omsup"])
-        .current_dir(crate::workspace_root())
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("`cargo build -p omsup` failed");
-    }
-    let binary = omsup_testworld::world::target_dir().join("debug/omsup");
-    services::ensure(services::DEFAULT_NODES)?;
-    crate::sim_images::run(&[])?;
+    let binary = omsup_with_services()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let world = runtime.block_on(World::up(WorldSpec::two_nodes()))?;
     let result = measure(&binary, &world.plan_path);
@@ -44,6 +34,22 @@ pub fn plan_on_world() -> Result<()> {
         plan.median.saturating_sub(lint.median)
     );
     Ok(())
+}
+
+/// Builds the `omsup` binary, starts the services and builds the simulator images: what a
+/// benchmark on a test world needs. Returns the binary's path.
+pub fn omsup_with_services() -> Result<std::path::PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "omsup"])
+        .current_dir(crate::workspace_root())
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("`cargo build -p omsup` failed");
+    }
+    services::ensure(services::DEFAULT_NODES)?;
+    crate::sim_images::run(&[])?;
+    Ok(omsup_testworld::world::target_dir().join("debug/omsup"))
 }
 
 struct Figures {

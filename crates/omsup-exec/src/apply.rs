@@ -129,15 +129,21 @@ impl ApplyContext {
         self.outputs.lock().expect("outputs lock").get(id).cloned()
     }
 
-    /// T1: the first old container stopped (the earliest `stopped_at` of the stop steps).
+    /// T1 of this run (see [`t1_of`]).
     pub fn t1(&self) -> Option<u64> {
-        let outputs = self.outputs.lock().expect("outputs lock");
-        outputs
-            .iter()
-            .filter(|(id, _)| id.ends_with(".stop-old"))
-            .filter_map(|(_, v)| v["stopped_at"].as_u64())
-            .min()
+        t1_of(&self.outputs.lock().expect("outputs lock"))
     }
+}
+
+/// T1, from a forward run's step outputs: when HA went off for good, the first old container
+/// stopped (the earliest `stopped_at`), or `ha.off` itself when nothing was stopped.
+pub fn t1_of(outputs: &BTreeMap<String, Value>) -> Option<u64> {
+    let first_stop = outputs
+        .iter()
+        .filter(|(id, _)| id.ends_with(".stop-old"))
+        .filter_map(|(_, v)| v["stopped_at"].as_u64())
+        .min();
+    first_stop.or_else(|| outputs.get("ha.off")?["at"].as_u64())
 }
 
 /// Connects to the meta database with the run's password.
@@ -355,15 +361,7 @@ async fn run(ctx: &ApplyContext, step: &Step, captured: &Value) -> Result<Value,
                         "the value `ha.config` had before the upgrade is unknown",
                     )
                 })?;
-            // HA went off at T1 (the first stop), or at `ha.off` when nothing was stopped.
-            let t1 = ctx.t1().or_else(|| {
-                ctx.plan
-                    .steps
-                    .iter()
-                    .find(|s| s.kind == StepKind::HaOff)
-                    .and_then(|s| ctx.output(&s.id))
-                    .and_then(|v| v["at"].as_u64())
-            });
+            let t1 = ctx.t1();
             let window = t1.map_or(Duration::ZERO, |t1| {
                 Duration::from_secs(unix_now().saturating_sub(t1))
             });

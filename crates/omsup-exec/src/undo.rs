@@ -112,13 +112,7 @@ impl UndoContext {
 
     /// T1 of the forward run: its first old container stopped (else when HA went off).
     pub fn forward_t1(&self) -> Option<u64> {
-        let stops = self
-            .forward_outputs
-            .iter()
-            .filter(|(id, _)| id.ends_with(".stop-old"))
-            .filter_map(|(_, v)| v["stopped_at"].as_u64())
-            .min();
-        stops.or_else(|| self.forward_outputs.get("ha.off")?["at"].as_u64())
+        crate::apply::t1_of(&self.forward_outputs)
     }
 
     /// T3: the last new container stopped by this rollback.
