@@ -374,11 +374,7 @@ async fn execute_apply_run(
     let mut context =
         ApplyContext::connect(run.plan_file, run.plan.clone(), run_id.clone(), run.secrets)
             .await
-            .map_err(|message| {
-                CliError::new(message).with_hint(
-                    "nothing was changed by this attempt; fix the connection, then `omsup resume`",
-                )
-            })?;
+            .map_err(connection_failed)?;
     context.on_bytes = {
         let progress = progress.clone();
         Arc::new(move |step: &str, bytes, total| {
@@ -438,6 +434,12 @@ async fn execute_apply_run(
         },
     )
     .await
+}
+
+/// A run that cannot reach its daemons or database: nothing was done by this attempt.
+pub(crate) fn connection_failed(message: String) -> CliError {
+    CliError::new(message)
+        .with_hint("nothing was changed by this attempt; fix the connection, then `omsup resume`")
 }
 
 /// One run, apply or rollback, as [`drive`] takes it; the steps' own work comes as functions.

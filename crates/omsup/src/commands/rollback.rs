@@ -25,8 +25,8 @@ use serde_json::Value;
 
 use crate::cli::{ResumeArgs, RollbackArgs};
 use crate::commands::apply::{
-    ApplyDocument, Drive, confirm, drive, failure, journaled_plan_file, print_for, release, reopen,
-    run_document, take_lock, where_it_stopped,
+    ApplyDocument, Drive, confirm, connection_failed, drive, failure, journaled_plan_file,
+    print_for, release, reopen, run_document, take_lock, where_it_stopped,
 };
 use crate::commands::plan::runtime;
 use crate::commands::status::{journal_error, locate_journal};
@@ -204,11 +204,7 @@ async fn rollback_locked(
         args.keep_new,
     )
     .await
-    .map_err(|message| {
-        CliError::new(message).with_hint(
-            "nothing was changed by this attempt; fix the connection, then `omsup resume`",
-        )
-    })?;
+    .map_err(connection_failed)?;
     let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_rollback_run(
         &writer,
@@ -265,9 +261,7 @@ pub(crate) async fn resume_rollback(
         document.keep_new,
     )
     .await
-    .map_err(|message| {
-        CliError::new(message).with_hint("fix the connection, then `omsup resume` again")
-    })?;
+    .map_err(connection_failed)?;
     let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_rollback_run(
         &writer,
