@@ -47,7 +47,11 @@ pub fn run(args: &[String]) -> Result<()> {
             "warnings",
         ]))
     })?;
-    phase("services", || crate::services::run(&[]))?;
+    phase("services", || {
+        crate::services::run(&[])?;
+        // The `omsup report` test loads the page in a real headless browser.
+        crate::services::ensure_debian_packages(&[("chromium", "chromium")])
+    })?;
     phase("sim-images", || crate::sim_images::run(&[]))?;
     phase("codegen --check", || {
         crate::codegen::run(&["--check".to_owned()])
@@ -74,8 +78,13 @@ pub fn demo(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("`cargo xtask demo` takes no arguments, got `{extra}`");
     }
+    eprintln!("demo: installing and starting what is missing (Docker daemons, MariaDB)");
     crate::services::run(&[])?;
+    eprintln!("demo: building the OMS simulator images");
     crate::sim_images::run(&[])?;
+    eprintln!("demo: building omsup (the first build takes a few minutes)");
+    run_cmd(Command::new("cargo").args(["build", "--package", "omsup"]))?;
+    eprintln!("demo: omsup lint: the example plan files");
     run_cmd(omsup().arg("lint").args(example_plans()?))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();

@@ -6,6 +6,8 @@ mod bench_apply;
 mod bench_plan;
 mod ci;
 mod codegen;
+mod fuzz;
+mod man;
 mod services;
 mod sim_images;
 mod world;
@@ -19,11 +21,14 @@ tasks:
   ci                 everything CI runs: services, simulator images, fmt, clippy, tests
   demo               bring up a two-node world, then plan, apply and show the upgrade with omsup
   codegen [--check]  regenerate schemas/*.json (or check they are fresh)
+  man [DIR]          write omsup's man pages (default target/man)
   services [down]    install and start Docker daemons and MariaDB for tests and the demo
   sim-images         build the OMS simulator images and their `docker save` packages
   world up|down      deploy (or remove) a two-node OMS world on the test services
   bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world, apply-on-world) and print figures
   bench-plan         time `omsup plan` on a two-node world (also part of `bench`)
+  fuzz [--seconds N] [TARGET...]
+                     a bounded libFuzzer run of each fuzz target (default 60 s each)
 ";
 
 fn main() -> Result<()> {
@@ -33,11 +38,13 @@ fn main() -> Result<()> {
         Some("ci") => ci::run(rest),
         Some("demo") => ci::demo(rest),
         Some("codegen") => codegen::run(rest),
+        Some("man") => man::run(rest),
         Some("services") => services::run(rest),
         Some("sim-images") => sim_images::run(rest),
         Some("world") => world::run(rest),
         Some("bench") => bench::run(rest),
         Some("bench-plan") => bench_plan::plan_on_world(),
+        Some("fuzz") => fuzz::run(rest),
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())

@@ -27,7 +27,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if action == "down" {
         let stopped = services::down()?;
         eprintln!(
-            "services: stopped {} extra Docker daemon(s): {}",
+            "services: stopped {} service(s): {}",
             stopped.len(),
             stopped.join(", ")
         );
@@ -35,13 +35,24 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let up = services::ensure(nodes)?;
-    for (index, socket) in up.node_sockets.iter().enumerate() {
+    for host in &up.hosts {
         eprintln!(
-            "services: node {} docker   unix://{}",
-            index + 1,
-            socket.display()
+            "services: node host {} {}: {} | {} | {} (TLS) | {}",
+            host.index,
+            host.address,
+            host.ssh_url(22),
+            host.ssh_url(2222),
+            host.tls_url(),
+            host.unix_url()
         );
     }
+    eprintln!(
+        "services: ssh key `{}`, known hosts `{}`; TLS CA `{}`, client cert `{}`",
+        up.client.ssh_identity.display(),
+        up.client.ssh_known_hosts.display(),
+        up.client.tls_ca.display(),
+        up.client.tls_cert.display()
+    );
     eprintln!(
         "services: meta database {}:{} user `{}`, password in `{}`",
         up.meta_host,

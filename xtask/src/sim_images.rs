@@ -29,7 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let started = Instant::now();
     crate::services::ensure_debian_packages(&[("busybox", "busybox-static")])?;
-    run_cmd(Command::new("cargo").args(["build", "--quiet", "--package", "oms-sim"]))?;
+    run_cmd(Command::new("cargo").args(["build", "--package", "oms-sim"]))?;
     let binary = target_dir().join("debug/oms-sim");
     let out_dir = images_dir();
     std::fs::create_dir_all(&out_dir)?;

@@ -2,7 +2,8 @@
 //! how to reach it (see `omsup_testworld::world`).
 
 use anyhow::{Context, Result, bail};
-use omsup_testworld::{RegionSpec, World, WorldSpec, services};
+use omsup_testworld::world::{Transports, world_addresses, world_private_hosts};
+use omsup_testworld::{RegionSpec, World, WorldSpec, hosts, services};
 
 pub fn run(args: &[String]) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -10,7 +11,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("up") => runtime.block_on(up(&args[1..])),
         Some("down") => runtime.block_on(down(&args[1..])),
         _ => bail!(
-            "usage: cargo xtask world up [--nodes N] [--version X.Y.Z] | world down [ID|--all]"
+            "usage: cargo xtask world up [--nodes N] [--version X.Y.Z] [--transports mixed|ssh|tls|unix] | world down [ID|--all]"
         ),
     }
 }
@@ -37,6 +38,15 @@ async fn up(args: &[String]) -> Result<()> {
                     .context("`--version` takes a version like 4.2.8")?
                     .clone()
             }
+            "--transports" => {
+                spec.transports = match rest.next().map(String::as_str) {
+                    Some("mixed") => Transports::Mixed,
+                    Some("ssh") => Transports::Ssh,
+                    Some("tls") => Transports::Tls,
+                    Some("unix") => Transports::Unix,
+                    _ => bail!("`--transports` takes mixed, ssh, tls or unix"),
+                }
+            }
             other => bail!("unknown argument `{other}`"),
         }
     }
@@ -53,10 +63,12 @@ async fn up(args: &[String]) -> Result<()> {
     );
     for node in &world.nodes {
         println!(
-            "  node {} {:<14} docker unix://{}  container {}",
+            "  node {} {:<14} on host {} ({}), docker {}  container {}",
             node.index,
             node.ip,
-            node.docker_socket.display(),
+            node.host.index,
+            node.host.address,
+            node.endpoint(),
             world.container
         );
     }
@@ -72,7 +84,8 @@ async fn up(args: &[String]) -> Result<()> {
 }
 
 async fn down(args: &[String]) -> Result<()> {
-    let services = services::check(services::DEFAULT_NODES)?;
+    // Safe on half-made services: whatever does not answer is skipped with a warning.
+    let services = services::expected(services::DEFAULT_NODES);
     let base = std::env::temp_dir().join("omsup-worlds");
     let ids: Vec<String> = match args.first().map(String::as_str) {
         None => bail!(
@@ -88,31 +101,53 @@ async fn down(args: &[String]) -> Result<()> {
             .unwrap_or_default(),
         Some(id) => vec![id.to_owned()],
     };
-    let pool = omsup_testworld::world::meta_pool(&services).await?;
+    let pool = match omsup_testworld::world::meta_pool(&services).await {
+        Ok(pool) => Some(pool),
+        Err(error) => {
+            eprintln!("warning: the worlds' databases stay: {error}");
+            None
+        }
+    };
     for id in ids {
         let container = format!("oms_{id}");
-        for socket in services::existing_node_sockets() {
-            if !socket.exists() {
-                continue;
+        for host in hosts::existing() {
+            if hosts::docker_answers(&host) {
+                let docker = omsup_testworld::world::connect_docker(&host.socket)?;
+                if let Err(error) = omsup_testworld::world::remove_named(&docker, &container).await
+                {
+                    eprintln!(
+                        "warning: cannot remove `{container}` on host {}: {error}",
+                        host.index
+                    );
+                }
             }
-            let docker = omsup_testworld::world::connect_docker(&socket)?;
-            if let Err(error) = omsup_testworld::world::remove_named(&docker, &container).await {
-                eprintln!(
-                    "warning: cannot remove `{container}` via `{}`: {error}",
-                    socket.display()
-                );
+            for address in world_addresses(&id) {
+                hosts::remove_address(&host, &address);
             }
         }
-        let databases: Vec<String> = sqlx::query_scalar("SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE ?")
-            .bind(format!("{id}\\_%"))
-            .fetch_all(&pool)
-            .await?;
-        for database in &databases {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS `{database}`"
-            )))
-            .execute(&pool)
-            .await?;
+        // Its private hosts, if it had any: those its plan file names (another world may
+        // use the same indices).
+        let plan = std::fs::read_to_string(base.join(&id).join("plan.toml")).unwrap_or_default();
+        for host in world_private_hosts(&id) {
+            if plan.contains(&format!("@{}", host.address))
+                || plan.contains(&format!("//{}:", host.address))
+            {
+                hosts::remove(&host);
+            }
+        }
+        let mut databases: Vec<String> = Vec::new();
+        if let Some(pool) = &pool {
+            databases = sqlx::query_scalar("SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE ?")
+                .bind(format!("{id}\\_%"))
+                .fetch_all(pool)
+                .await?;
+            for database in &databases {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS `{database}`"
+                )))
+                .execute(pool)
+                .await?;
+            }
         }
         let _ = std::fs::remove_dir_all(base.join(&id));
         println!("world {id} removed ({} databases)", databases.len());

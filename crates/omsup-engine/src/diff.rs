@@ -427,7 +427,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
                 });
             }
             if let Some(value) = &db.ha_config {
-                let enable_before = value.get("enable").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                let enable_before = crate::outputs::HaConfig::from_value(value).is_some_and(|config| config.enable());
                 let enable_after = match plan.ha.after {
                     omsup_model::plan::HaAfter::Restore => enable_before,
                     omsup_model::plan::HaAfter::On => true,

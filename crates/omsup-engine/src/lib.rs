@@ -5,9 +5,14 @@
 //! CLI renders and the executors run.
 
 pub mod diff;
+pub mod init;
 pub mod observed;
+pub mod outputs;
 pub mod rollback;
+pub mod step;
 pub mod steps;
 pub mod synthetic;
 
-pub use steps::{Compensation, FactChange, SavedPlan, Step, StepKind, UpgradePlan, plan};
+pub use omsup_model::StepId;
+pub use step::{Kind, Step};
+pub use steps::{Compensation, FactChange, SavedPlan, StepKind, UpgradePlan, plan};

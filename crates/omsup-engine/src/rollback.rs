@@ -23,9 +23,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use omsup_model::StepId;
+use omsup_model::step_id::names;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::outputs::{Capture, HaConfig, StepOutput, UndoOutput};
+use crate::step::{Builder, Kind, Step};
 use crate::steps::StepKind;
 
 /// How far a forward step got, from its journal records.
@@ -40,16 +43,16 @@ pub enum Reached {
 /// One step of the forward run, as its journal has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardStep {
-    pub id: String,
+    pub id: StepId,
     pub kind: StepKind,
     pub reached: Reached,
-    /// What the step captured before acting (its intent payload), e.g. `ha.off`'s
-    /// `{"ha_config": ...}`; `None` when nothing was captured.
+    /// What the step captured before acting (journaled with its intent), e.g. `ha.off`'s
+    /// `ha.config`; `None` when nothing was captured.
     #[serde(default)]
-    pub captured: Option<Value>,
-    /// Its outputs, when it succeeded.
+    pub captured: Option<Capture>,
+    /// Its output, when it succeeded.
     #[serde(default)]
-    pub output: Option<Value>,
+    pub output: Option<StepOutput>,
 }
 
 /// What `ha.config` held before the forward run, as far as its journal knows.
@@ -57,7 +60,7 @@ pub struct ForwardStep {
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum HaBefore {
     /// Journaled by the forward `ha.off` (its output, or its capture before acting).
-    Journaled { value: Value },
+    Journaled { value: HaConfig },
     /// The forward run had no `ha.off`: HA was off already. The value `undo.ha.off` finds is
     /// written back with `enable: false`.
     WasOff,
@@ -96,31 +99,35 @@ pub enum UndoKind {
     },
 }
 
-impl UndoKind {
-    /// The kind's short name, journaled with each event (`remove-new`, `restore`...).
-    pub fn name(&self) -> &'static str {
+impl Kind for UndoKind {
+    type Output = UndoOutput;
+
+    fn name(&self) -> &'static str {
         match self {
-            Self::VerifyBackups { .. } => "verify-backups",
-            Self::HaOff => "ha-off",
-            Self::RemoveNew { .. } => "remove-new",
-            Self::RestoreDatabase { .. } => "restore",
-            Self::StartOld { .. } => "start-old",
-            Self::VerifyOnline { .. } => "verify-online",
-            Self::HaRestore { .. } => "ha-restore",
+            Self::VerifyBackups { .. } => names::BACKUPS_VERIFY,
+            Self::HaOff => names::HA_OFF,
+            Self::RemoveNew { .. } => names::REMOVE_NEW,
+            Self::RestoreDatabase { .. } => names::RESTORE,
+            Self::StartOld { .. } => names::START_OLD,
+            Self::VerifyOnline { .. } => names::ONLINE_VERIFY,
+            Self::HaRestore { .. } => names::HA_RESTORE,
         }
     }
 
-    /// The node the step acts on, when it acts on one.
-    pub fn node(&self) -> Option<&str> {
+    fn id(&self) -> StepId {
         match self {
-            Self::RemoveNew { node } | Self::StartOld { node } => Some(node),
-            _ => None,
+            Self::VerifyBackups { .. } => StepId::undo_backups_verify(),
+            Self::HaOff => StepId::undo_ha_off(),
+            Self::RemoveNew { node } => StepId::undo_remove_new(node),
+            Self::RestoreDatabase { database } => StepId::undo_restore(database),
+            Self::StartOld { node } => StepId::undo_start_old(node),
+            Self::VerifyOnline { .. } => StepId::undo_online_verify(),
+            Self::HaRestore { .. } => StepId::undo_ha_restore(),
         }
     }
 
-    /// Inside the rollback's downtime window: from the first new container stopped to the
-    /// last node ONLINE again.
-    pub fn in_downtime(&self) -> bool {
+    /// From the first new container stopped to the last node ONLINE again.
+    fn in_downtime(&self) -> bool {
         matches!(
             self,
             Self::RemoveNew { .. }
@@ -129,20 +136,17 @@ impl UndoKind {
                 | Self::VerifyOnline { .. }
         )
     }
-}
 
-/// One undo step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UndoStep {
-    /// Stable: `undo.backups.verify`, `undo.node[10.0.0.2].start-old`, `undo.db[rm_428].restore`.
-    pub id: String,
-    pub kind: UndoKind,
-    pub depends_on: Vec<String>,
-    /// What it changes, one line.
-    pub changes: String,
-    pub downtime: bool,
-    /// Its level in the graph: steps of one lane may run at the same time.
-    pub lane: usize,
+    fn node(&self) -> Option<&str> {
+        match self {
+            Self::RemoveNew { node } | Self::StartOld { node } => Some(node),
+            _ => None,
+        }
+    }
+
+    fn summary(output: &UndoOutput) -> Option<String> {
+        output.summary()
+    }
 }
 
 /// Everything `omsup rollback` shows and executes.
@@ -151,7 +155,7 @@ pub struct RollbackPlan {
     /// The forward run this plan undoes.
     pub undoes_run: String,
     /// In dependency order.
-    pub steps: Vec<UndoStep>,
+    pub steps: Vec<Step<UndoKind>>,
     /// The forward run got to `start-new` or `init`: the meta databases go back to their
     /// backups, so whatever was written to them since the backup is lost.
     pub loses_data_since_backup: bool,
@@ -165,8 +169,8 @@ impl RollbackPlan {
     }
 
     /// The step with this id.
-    pub fn step(&self, id: &str) -> Option<&UndoStep> {
-        self.steps.iter().find(|s| s.id == id)
+    pub fn step(&self, id: &str) -> Option<&Step<UndoKind>> {
+        crate::step::find(&self.steps, id)
     }
 }
 
@@ -176,7 +180,7 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     let mut stopped: BTreeSet<&str> = BTreeSet::new();
     let mut started_new: BTreeSet<&str> = BTreeSet::new();
     let mut pruned: BTreeSet<&str> = BTreeSet::new();
-    let mut backups: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut backups: BTreeMap<&str, Option<String>> = BTreeMap::new();
     let mut init_reached = false;
     let mut ha_off: Option<&ForwardStep> = None;
     let mut ha_restore_reached = false;
@@ -194,11 +198,13 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
                 pruned.insert(database);
             }
             StepKind::Backup { database } => {
-                let file = step
-                    .output
-                    .as_ref()
-                    .filter(|_| step.reached == Reached::Succeeded)
-                    .map(|o| o.get("file").and_then(Value::as_str).unwrap_or("?"));
+                let file = match (&step.output, step.reached) {
+                    (Some(StepOutput::Backup(manifest)), Reached::Succeeded) => {
+                        Some(manifest.file.display().to_string())
+                    }
+                    (_, Reached::Succeeded) => Some("?".to_owned()),
+                    (_, Reached::Intent) => None,
+                };
                 backups.insert(database, file);
             }
             StepKind::StartNew { node } => {
@@ -209,12 +215,16 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
             StepKind::HaRestore => ha_restore_reached = true,
         }
     }
-    let backed_up = |database: &str| backups.get(database).copied().flatten();
+    let backed_up = |database: &str| backups.get(database).and_then(Option::as_deref);
 
     let loses_data_since_backup = !started_new.is_empty() || init_reached;
     let mut restore: BTreeSet<&str> = BTreeSet::new();
     if loses_data_since_backup {
-        restore.extend(backups.iter().filter_map(|(db, file)| file.map(|_| *db)));
+        restore.extend(
+            backups
+                .iter()
+                .filter_map(|(db, file)| file.as_ref().map(|_| *db)),
+        );
         for (database, file) in &backups {
             if file.is_none() {
                 notes.push(format!(
@@ -250,11 +260,11 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     let touches_world = !restore.is_empty() || !stopped.is_empty();
     let ha_before = match ha_off {
         Some(step) => {
-            let journaled = step
-                .output
-                .as_ref()
-                .and_then(|o| o.get("previous"))
-                .or_else(|| step.captured.as_ref().and_then(|c| c.get("ha_config")));
+            let journaled = match &step.output {
+                Some(StepOutput::HaOff(off)) => Some(&off.previous),
+                _ => None,
+            }
+            .or_else(|| step.captured.as_ref().and_then(Capture::ha_config));
             match journaled {
                 Some(value) => HaBefore::Journaled {
                     value: value.clone(),
@@ -274,11 +284,10 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     let plan_ha_restore = ha_off.is_some() || touches_world || ha_restore_reached;
     let plan_ha_off = touches_world || ha_restore_reached;
 
-    let mut b = UndoBuilder::default();
+    let mut b: Builder<UndoKind> = Builder::default();
     let verify = (!restore.is_empty()).then(|| {
         let databases: Vec<String> = restore.iter().map(|d| (*d).to_owned()).collect();
         b.add(
-            "undo.backups.verify".into(),
             UndoKind::VerifyBackups {
                 databases: databases.clone(),
             },
@@ -291,18 +300,16 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     });
     let ha_off_id = plan_ha_off.then(|| {
         b.add(
-            "undo.ha.off".into(),
             UndoKind::HaOff,
             verify.iter().cloned().collect(),
-            "ha.config: enable -> false while containers and databases change".into(),
+            "ha.config: enable -> false while containers and databases change",
         )
     });
-    let first: Vec<String> = ha_off_id.or(verify).into_iter().collect();
+    let first: Vec<StepId> = ha_off_id.or(verify).into_iter().collect();
 
-    let mut removals: BTreeMap<&str, String> = BTreeMap::new();
+    let mut removals: BTreeMap<&str, StepId> = BTreeMap::new();
     for node in &started_new {
         let id = b.add(
-            format!("undo.node[{node}].remove-new"),
             UndoKind::RemoveNew {
                 node: (*node).to_owned(),
             },
@@ -315,12 +322,11 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     }
     let mut restores = Vec::new();
     for database in &restore {
-        let mut deps: Vec<String> = removals.values().cloned().collect();
+        let mut deps: Vec<StepId> = removals.values().cloned().collect();
         if deps.is_empty() {
             deps.clone_from(&first);
         }
         restores.push(b.add(
-            format!("undo.db[{database}].restore"),
             UndoKind::RestoreDatabase {
                 database: (*database).to_owned(),
             },
@@ -339,7 +345,6 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
             deps.clone_from(&first);
         }
         starts.push(b.add(
-            format!("undo.node[{node}].start-old"),
             UndoKind::StartOld {
                 node: (*node).to_owned(),
             },
@@ -351,112 +356,52 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     }
     let online = (!starts.is_empty()).then(|| {
         b.add(
-            "undo.online.verify".into(),
             UndoKind::VerifyOnline {
                 restarted: stopped.iter().map(|n| (*n).to_owned()).collect(),
             },
             starts.clone(),
-            "every server ONLINE in cm.host and healthy, on the old containers".into(),
+            "every server ONLINE in cm.host and healthy, on the old containers",
         )
     });
     if plan_ha_restore {
         // After everything else: the online check, or whatever the plan ends with.
         let deps = match &online {
             Some(id) => vec![id.clone()],
-            None => leaves(&b.steps, b.steps.iter().map(|s| s.id.clone()).collect()),
+            None => b.sinks(),
         };
         let changes = match &ha_before {
             HaBefore::Journaled { value } => format!(
                 "ha.config: back to the value before the run (enable {}), refetchStoreIntervalMin above T3 - T1 unless perceiveStoreClientCheckpoint",
-                value.get("enable").and_then(Value::as_bool).unwrap_or(false)
+                value.enable()
             ),
             HaBefore::WasOff => "ha.config: enable false (HA was off before the run), refetchStoreIntervalMin above T3 - T1 unless perceiveStoreClientCheckpoint".into(),
             HaBefore::Unknown => "ha.config: left off (its value before the run is unknown)".into(),
         };
-        b.add(
-            "undo.ha.restore".into(),
-            UndoKind::HaRestore { before: ha_before },
-            deps,
-            changes,
-        );
+        b.add(UndoKind::HaRestore { before: ha_before }, deps, changes);
     }
     RollbackPlan {
         undoes_run: undoes_run.to_owned(),
-        steps: b.steps,
+        steps: b.finish(),
         loses_data_since_backup,
         notes,
-    }
-}
-
-/// Of `candidates`, those no other candidate depends on (transitively through `steps`).
-fn leaves(steps: &[UndoStep], candidates: Vec<String>) -> Vec<String> {
-    let by_id: BTreeMap<&str, &UndoStep> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut below: BTreeSet<&str> = BTreeSet::new();
-    for candidate in &candidates {
-        let mut stack: Vec<&str> = by_id
-            .get(candidate.as_str())
-            .map(|s| s.depends_on.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        while let Some(id) = stack.pop() {
-            if below.insert(id)
-                && let Some(step) = by_id.get(id)
-            {
-                stack.extend(step.depends_on.iter().map(String::as_str));
-            }
-        }
-    }
-    let mut seen = BTreeSet::new();
-    candidates
-        .into_iter()
-        .filter(|c| !below.contains(c.as_str()) && seen.insert(c.clone()))
-        .collect()
-}
-
-#[derive(Default)]
-struct UndoBuilder {
-    steps: Vec<UndoStep>,
-}
-
-impl UndoBuilder {
-    /// Adds a step after its dependencies (steps are added in dependency order, so the lane
-    /// is one more than the deepest dependency's).
-    fn add(
-        &mut self,
-        id: String,
-        kind: UndoKind,
-        depends_on: Vec<String>,
-        changes: String,
-    ) -> String {
-        let lane = depends_on
-            .iter()
-            .filter_map(|d| self.steps.iter().find(|s| &s.id == d))
-            .map(|s| s.lane + 1)
-            .max()
-            .unwrap_or(0);
-        self.steps.push(UndoStep {
-            id: id.clone(),
-            downtime: kind.in_downtime(),
-            kind,
-            depends_on,
-            changes,
-            lane,
-        });
-        id
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outputs::{
+        BackupManifest, HaOffOutput, HaRestoreOutput, InitOutput, LoadImageOutput, PreflightOutput,
+        PruneHeartbeatsOutput, StartNewOutput, StopOldOutput, VerifyOnlineOutput, WaitReadyOutput,
+    };
     use crate::steps::InitScope;
-    use serde_json::json;
 
     const NODES: [&str; 2] = ["10.0.0.2", "10.0.0.3"];
     const DATABASES: [&str; 3] = ["rm_428", "cm_428", "cm_hb_428"];
 
-    fn succeeded(id: &str, kind: StepKind, output: Value) -> ForwardStep {
+    fn succeeded(kind: StepKind, output: StepOutput) -> ForwardStep {
         ForwardStep {
-            id: id.into(),
+            id: kind.id(),
             kind,
             reached: Reached::Succeeded,
             captured: None,
@@ -464,9 +409,9 @@ mod tests {
         }
     }
 
-    fn intent(id: &str, kind: StepKind) -> ForwardStep {
+    fn intent(kind: StepKind) -> ForwardStep {
         ForwardStep {
-            id: id.into(),
+            id: kind.id(),
             kind,
             reached: Reached::Intent,
             captured: None,
@@ -474,79 +419,117 @@ mod tests {
         }
     }
 
-    fn ha_value(enable: bool) -> Value {
-        json!({"enable": enable, "perceiveStoreClientCheckpoint": false, "refetchStoreIntervalMin": 30})
+    fn ha_value(enable: bool) -> HaConfig {
+        HaConfig::parse(&format!(
+            r#"{{"enable": {enable}, "perceiveStoreClientCheckpoint": false, "refetchStoreIntervalMin": 30}}"#
+        ))
+        .unwrap()
     }
 
     /// The forward run of a two-node, one-region upgrade, in its step order, every step
     /// succeeded.
     fn full_run() -> Vec<ForwardStep> {
         let mut steps = vec![
-            succeeded("preflight", StepKind::Preflight, json!({})),
             succeeded(
-                "ha.off",
+                StepKind::Preflight,
+                StepOutput::Preflight(PreflightOutput { checked_at: 99 }),
+            ),
+            succeeded(
                 StepKind::HaOff,
-                json!({"previous": ha_value(true), "changed": true, "at": 100}),
+                StepOutput::HaOff(HaOffOutput {
+                    previous: ha_value(true),
+                    changed: true,
+                    at: 100,
+                }),
             ),
         ];
         for node in NODES {
             steps.push(succeeded(
-                &format!("node[{node}].load-image"),
                 StepKind::LoadImage { node: node.into() },
-                json!({}),
+                StepOutput::LoadImage(LoadImageOutput {
+                    image_id: "sha256:new".into(),
+                    took_ms: 1,
+                }),
             ));
             steps.push(succeeded(
-                &format!("node[{node}].stop-old"),
                 StepKind::StopOld { node: node.into() },
-                json!({"container_id": format!("old-{node}"), "was_running": true, "stopped_at": 110}),
+                StepOutput::StopOld(StopOldOutput {
+                    container_id: format!("old-{node}"),
+                    was_running: true,
+                    stopped_at: 110,
+                }),
             ));
         }
         steps.push(succeeded(
-            "region[hz].prune-heartbeats",
             StepKind::PruneHeartbeats {
                 region: "hz".into(),
                 database: "cm_hb_428".into(),
             },
-            json!({}),
+            StepOutput::PruneHeartbeats(PruneHeartbeatsOutput {
+                kept_id: Some(7),
+                deleted_rows: 6,
+            }),
         ));
         for database in DATABASES {
             steps.push(succeeded(
-                &format!("db[{database}].backup"),
                 StepKind::Backup {
                     database: database.into(),
                 },
-                json!({"database": database, "file": format!("/b/{database}.sql"), "sha256": "00"}),
+                StepOutput::Backup(BackupManifest {
+                    database: database.into(),
+                    file: format!("/b/{database}.sql").into(),
+                    size_bytes: 1,
+                    sha256: "00".into(),
+                    row_counts: BTreeMap::new(),
+                    create_database: String::new(),
+                    dump_client: "mariadb-dump".into(),
+                }),
             ));
         }
         for node in NODES {
             steps.push(succeeded(
-                &format!("node[{node}].start-new"),
                 StepKind::StartNew { node: node.into() },
-                json!({"old_container_id": format!("old-{node}"), "kept_as": "oms-omsup-4.2.8", "new_container_id": "new", "created": true}),
+                StepOutput::StartNew(StartNewOutput {
+                    old_container_id: Some(format!("old-{node}")),
+                    kept_as: "oms-omsup-4.2.8".into(),
+                    new_container_id: "new".into(),
+                    created: true,
+                    binds: vec![],
+                    health_port: 8089,
+                }),
             ));
             steps.push(succeeded(
-                &format!("node[{node}].wait-ready"),
                 StepKind::WaitReady { node: node.into() },
-                json!({}),
+                StepOutput::WaitReady(WaitReadyOutput { ready_after_ms: 1 }),
             ));
         }
         steps.push(succeeded(
-            "region[hz].init",
             StepKind::Init {
                 scope: InitScope::Region("hz".into()),
                 run_on: NODES[0].into(),
             },
-            json!({}),
+            StepOutput::Init(InitOutput {
+                scope: "region hz".into(),
+                run_on: NODES[0].into(),
+                exit_code: 0,
+                took_ms: 1,
+                oms_version_remedy: false,
+            }),
         ));
         steps.push(succeeded(
-            "online.verify",
             StepKind::VerifyOnline,
-            json!({}),
+            StepOutput::VerifyOnline(VerifyOnlineOutput {
+                online: NODES.iter().map(|n| (*n).to_owned()).collect(),
+                after_ms: 1,
+            }),
         ));
         steps.push(succeeded(
-            "ha.restore",
             StepKind::HaRestore,
-            json!({"value": ha_value(true), "t2": 200}),
+            StepOutput::HaRestore(HaRestoreOutput {
+                value: ha_value(true),
+                t2: 200,
+                ha_off_window_s: 100,
+            }),
         ));
         steps
     }
@@ -579,7 +562,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no step {id} in {:?}", ids(plan)))
             .depends_on
             .iter()
-            .map(String::as_str)
+            .map(StepId::as_str)
             .collect();
         deps.sort();
         deps
@@ -702,8 +685,10 @@ mod tests {
         assert_eq!(ids(&plan), ["undo.ha.restore"]);
         assert!(plan.step("undo.ha.restore").unwrap().depends_on.is_empty());
         // Started but not finished: the value captured before acting is used.
-        let mut started = intent("ha.off", StepKind::HaOff);
-        started.captured = Some(json!({"ha_config": ha_value(true)}));
+        let mut started = intent(StepKind::HaOff);
+        started.captured = Some(Capture::HaConfig {
+            ha_config: ha_value(true),
+        });
         let plan = plan_rollback("r", &[started]);
         assert_eq!(
             plan.step("undo.ha.restore").unwrap().kind,
@@ -714,7 +699,7 @@ mod tests {
             }
         );
         // Neither captured nor finished: unknown, and the plan says so.
-        let plan = plan_rollback("r", &[intent("ha.off", StepKind::HaOff)]);
+        let plan = plan_rollback("r", &[intent(StepKind::HaOff)]);
         assert_eq!(
             plan.step("undo.ha.restore").unwrap().kind,
             UndoKind::HaRestore {

@@ -43,12 +43,16 @@
 
 use std::collections::BTreeMap;
 
-use petgraph::graph::{DiGraph, NodeIndex};
+use omsup_model::StepId;
+use omsup_model::step_id::names;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::diff::{DatabaseRole, Diff, NodeState};
 use crate::observed::ObservedWorld;
+use crate::outputs::StepOutput;
+pub use crate::step::Step;
+use crate::step::{Builder, Kind};
 
 /// What a step does, with the data its executor needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,23 +96,6 @@ pub enum InitScope {
 }
 
 impl StepKind {
-    /// The short name used in step ids and JSON (`stop-old`, `backup`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Preflight => "preflight",
-            Self::LoadImage { .. } => "load-image",
-            Self::HaOff => "ha-off",
-            Self::StopOld { .. } => "stop-old",
-            Self::PruneHeartbeats { .. } => "prune-heartbeats",
-            Self::Backup { .. } => "backup",
-            Self::StartNew { .. } => "start-new",
-            Self::WaitReady { .. } => "wait-ready",
-            Self::Init { .. } => "init",
-            Self::VerifyOnline => "verify-online",
-            Self::HaRestore => "ha-restore",
-        }
-    }
-
     /// How rollback undoes this step (issue 6); the step's `compensation` text says it in words.
     pub fn compensation(&self) -> Compensation {
         match self {
@@ -128,12 +115,88 @@ impl StepKind {
         }
     }
 
-    /// Inside the downtime window: from the first stop to the last node ONLINE.
-    pub fn in_downtime(&self) -> bool {
+    /// How rollback undoes this step, in words.
+    pub fn compensation_text(&self) -> &'static str {
+        match self {
+            Self::Preflight | Self::WaitReady { .. } | Self::VerifyOnline => "none: reads only",
+            Self::LoadImage { .. } => "none: the image stays loaded (harmless)",
+            Self::HaOff => "restore ha.config to the journaled value",
+            Self::StopOld { .. } => "start the old container again",
+            Self::PruneHeartbeats { .. } => "restore the database from its backup",
+            Self::Backup { .. } => "none: the backup is what rollback restores from",
+            Self::StartNew { .. } => {
+                "remove the new container; rename the old one back and start it"
+            }
+            Self::Init { .. } => "restore rm, cm and cm_hb from their backups",
+            Self::HaRestore => "turn HA off again",
+        }
+    }
+}
+
+impl Kind for StepKind {
+    type Output = StepOutput;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Preflight => names::PREFLIGHT,
+            Self::LoadImage { .. } => names::LOAD_IMAGE,
+            Self::HaOff => names::HA_OFF,
+            Self::StopOld { .. } => names::STOP_OLD,
+            Self::PruneHeartbeats { .. } => names::PRUNE_HEARTBEATS,
+            Self::Backup { .. } => names::BACKUP,
+            Self::StartNew { .. } => names::START_NEW,
+            Self::WaitReady { .. } => names::WAIT_READY,
+            Self::Init { .. } => names::INIT,
+            Self::VerifyOnline => names::ONLINE_VERIFY,
+            Self::HaRestore => names::HA_RESTORE,
+        }
+    }
+
+    fn id(&self) -> StepId {
+        match self {
+            Self::Preflight => StepId::preflight(),
+            Self::LoadImage { node } => StepId::load_image(node),
+            Self::HaOff => StepId::ha_off(),
+            Self::StopOld { node } => StepId::stop_old(node),
+            Self::PruneHeartbeats { region, .. } => StepId::prune_heartbeats(region),
+            Self::Backup { database } => StepId::backup(database),
+            Self::StartNew { node } => StepId::start_new(node),
+            Self::WaitReady { node } => StepId::wait_ready(node),
+            Self::Init {
+                scope: InitScope::Region(region),
+                ..
+            } => StepId::region_init(region),
+            Self::Init {
+                scope: InitScope::Node(node),
+                ..
+            } => StepId::node_init(node),
+            Self::VerifyOnline => StepId::online_verify(),
+            Self::HaRestore => StepId::ha_restore(),
+        }
+    }
+
+    /// From the first stop to the last node ONLINE; `preflight`, `load-image` and the HA
+    /// steps are outside.
+    fn in_downtime(&self) -> bool {
         !matches!(
             self,
             Self::Preflight | Self::LoadImage { .. } | Self::HaOff | Self::HaRestore
         )
+    }
+
+    fn node(&self) -> Option<&str> {
+        match self {
+            Self::LoadImage { node }
+            | Self::StopOld { node }
+            | Self::StartNew { node }
+            | Self::WaitReady { node } => Some(node),
+            Self::Init { run_on, .. } => Some(run_on),
+            _ => None,
+        }
+    }
+
+    fn summary(output: &StepOutput) -> Option<String> {
+        output.summary()
     }
 }
 
@@ -155,22 +218,6 @@ pub enum Compensation {
     RestoreDatabases { databases: Vec<String> },
     /// Restore rm, cm and every cm_hb from their backups (init migrated all of them).
     RestoreMetaDatabases,
-}
-
-/// One step of the plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Step {
-    /// Stable across runs: `node[10.0.0.2].start-new`, `db[rm_428].backup`, `ha.off`.
-    pub id: String,
-    pub kind: StepKind,
-    pub depends_on: Vec<String>,
-    /// What it changes, one line.
-    pub changes: String,
-    /// How rollback undoes it, one line.
-    pub compensation: String,
-    pub downtime: bool,
-    /// Its level in the graph: steps of one lane may run at the same time.
-    pub lane: usize,
 }
 
 /// Everything `plan` shows and `apply` executes.
@@ -211,7 +258,7 @@ impl UpgradePlan {
 
     /// The step with this id.
     pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id == id)
+        crate::step::find(&self.steps, id)
     }
 
     /// How many nodes get steps.
@@ -225,14 +272,7 @@ impl UpgradePlan {
 
     /// The steps grouped by lane, in order.
     pub fn lanes(&self) -> Vec<Vec<&Step>> {
-        let mut lanes: Vec<Vec<&Step>> = Vec::new();
-        for step in &self.steps {
-            if lanes.len() <= step.lane {
-                lanes.resize_with(step.lane + 1, Vec::new);
-            }
-            lanes[step.lane].push(step);
-        }
-        lanes
+        crate::step::lanes(&self.steps)
     }
 }
 
@@ -246,33 +286,6 @@ pub fn fingerprint(facts: &BTreeMap<String, String>) -> String {
         hasher.update([0]);
     }
     hex::encode(hasher.finalize())
-}
-
-struct Builder {
-    steps: Vec<Step>,
-}
-
-impl Builder {
-    fn add(
-        &mut self,
-        id: String,
-        kind: StepKind,
-        depends_on: Vec<String>,
-        changes: String,
-        compensation: &str,
-    ) -> String {
-        let downtime = kind.in_downtime();
-        self.steps.push(Step {
-            id: id.clone(),
-            kind,
-            depends_on,
-            changes,
-            compensation: compensation.to_owned(),
-            downtime,
-            lane: 0,
-        });
-        id
-    }
 }
 
 /// Derives the steps from the diff; returns them in topological order with lanes set.
@@ -289,21 +302,17 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
     {
         return Vec::new();
     }
-    let mut b = Builder { steps: Vec::new() };
+    let mut b: Builder<StepKind> = Builder::default();
     let preflight = b.add(
-        "preflight".into(),
         StepKind::Preflight,
         vec![],
-        "checks every observed fact again".into(),
-        "none: reads only",
+        "checks every observed fact again",
     );
     let ha_off = ha.filter(|h| h.turn_off).map(|_| {
         b.add(
-            "ha.off".into(),
             StepKind::HaOff,
             vec![preflight.clone()],
-            "ha.config: enable true -> false (the old value is journaled)".into(),
-            "restore ha.config to the journaled value",
+            "ha.config: enable true -> false (the old value is journaled)",
         )
     });
     let before_stop = vec![ha_off.clone().unwrap_or_else(|| preflight.clone())];
@@ -313,7 +322,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
     for node in &upgrading {
         if node.load_image {
             let id = b.add(
-                format!("node[{}].load-image", node.ip),
                 StepKind::LoadImage {
                     node: node.ip.clone(),
                 },
@@ -323,30 +331,27 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                     plan.image.package.display(),
                     node.image_after
                 ),
-                "none: the image stays loaded (harmless)",
             );
             loads.insert(node.ip.clone(), id);
         }
         let id = b.add(
-            format!("node[{}].stop-old", node.ip),
             StepKind::StopOld {
                 node: node.ip.clone(),
             },
             before_stop.clone(),
             format!("docker stop {} (records T1)", node.container),
-            "start the old container again",
         );
         stops.insert(node.ip.clone(), id);
     }
 
-    let mut backups = Vec::new();
-    let mut last_init: Option<String> = None;
+    let mut backups: Vec<(Option<String>, StepId)> = Vec::new();
+    let mut last_init: Option<StepId> = None;
     if !upgrading.is_empty() {
-        let all_stops: Vec<String> = stops.values().cloned().collect();
+        let all_stops: Vec<StepId> = stops.values().cloned().collect();
         for db in &diff.databases {
             let deps = match &db.role {
                 DatabaseRole::CmHb { region } => {
-                    let region_stops: Vec<String> = upgrading
+                    let region_stops: Vec<StepId> = upgrading
                         .iter()
                         .filter(|n| &n.region == region)
                         .map(|n| stops[&n.ip].clone())
@@ -357,7 +362,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                         region_stops
                     };
                     let prune = b.add(
-                        format!("region[{region}].prune-heartbeats"),
                         StepKind::PruneHeartbeats {
                             region: region.clone(),
                             database: db.name.clone(),
@@ -369,7 +373,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                             db.heartbeat_rows
                                 .map_or(String::new(), |n| format!(" (~{n} rows)"))
                         ),
-                        "restore the database from its backup",
                     );
                     vec![prune]
                 }
@@ -382,7 +385,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
             backups.push((
                 region,
                 b.add(
-                    format!("db[{}].backup", db.name),
                     StepKind::Backup {
                         database: db.name.clone(),
                     },
@@ -392,12 +394,11 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                         db.name,
                         crate::diff::human_bytes(db.size_bytes)
                     ),
-                    "none: the backup is what rollback restores from",
                 ),
             ));
         }
     }
-    let mut ready: BTreeMap<String, String> = BTreeMap::new();
+    let mut ready: BTreeMap<String, StepId> = BTreeMap::new();
     for node in &upgrading {
         let mut deps = vec![stops[&node.ip].clone()];
         deps.extend(loads.get(&node.ip).cloned());
@@ -409,7 +410,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 .map(|(_, id)| id.clone()),
         );
         let start = b.add(
-            format!("node[{}].start-new", node.ip),
             StepKind::StartNew {
                 node: node.ip.clone(),
             },
@@ -420,10 +420,8 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 node.kept_as.as_deref().unwrap_or("?"),
                 node.image_after
             ),
-            "remove the new container; rename the old one back and start it",
         );
         let wait = b.add(
-            format!("node[{}].wait-ready", node.ip),
             StepKind::WaitReady {
                 node: node.ip.clone(),
             },
@@ -432,7 +430,6 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 "poll the log for `OMS service start successfully` (timeout {})",
                 plan.timeouts.readiness
             ),
-            "none: reads only",
         );
         ready.insert(node.ip.clone(), wait);
     }
@@ -451,32 +448,22 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 c.sort();
                 !a.is_empty() && a == c
             });
-            let targets: Vec<(InitScope, &str, String)> = if shared {
+            let targets: Vec<(InitScope, &str)> = if shared {
                 let run_on = nodes
                     .iter()
                     .find(|n| ready.contains_key(&n.ip))
                     .or(nodes.first())
                     .map(|n| n.ip.as_str())
                     .unwrap_or_default();
-                vec![(
-                    InitScope::Region(region.name.clone()),
-                    run_on,
-                    format!("region[{}].init", region.name),
-                )]
+                vec![(InitScope::Region(region.name.clone()), run_on)]
             } else {
                 nodes
                     .iter()
-                    .map(|n| {
-                        (
-                            InitScope::Node(n.ip.clone()),
-                            n.ip.as_str(),
-                            format!("node[{}].init", n.ip),
-                        )
-                    })
+                    .map(|n| (InitScope::Node(n.ip.clone()), n.ip.as_str()))
                     .collect()
             };
-            for (scope, run_on, id) in targets {
-                let mut deps: Vec<String> = match &scope {
+            for (scope, run_on) in targets {
+                let mut deps: Vec<StepId> = match &scope {
                     InitScope::Region(_) => nodes
                         .iter()
                         .filter_map(|n| ready.get(&n.ip).cloned())
@@ -496,82 +483,37 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                     diff.to
                 );
                 last_init = Some(b.add(
-                    id,
                     StepKind::Init {
                         scope,
                         run_on: run_on.to_owned(),
                     },
                     deps,
                     changes,
-                    "restore rm, cm and cm_hb from their backups",
                 ));
             }
         }
         let verify = b.add(
-            "online.verify".into(),
             StepKind::VerifyOnline,
             last_init.clone().into_iter().collect(),
             format!(
                 "every server ONLINE in cm.host and healthy (timeout {})",
                 plan.timeouts.online
             ),
-            "none: reads only",
         );
         last_init = Some(verify);
     }
     if let Some(ha) = ha.filter(|h| h.restore) {
-        let mut deps: Vec<String> = last_init.into_iter().collect();
+        let mut deps: Vec<StepId> = last_init.into_iter().collect();
         if deps.is_empty() {
             deps.push(preflight);
         }
         b.add(
-            "ha.restore".into(),
             StepKind::HaRestore,
             deps,
             format!("ha.config: enable false -> {} (refetchStoreIntervalMin above T2 - T1 unless perceiveStoreClientCheckpoint)", ha.enable_after),
-            "turn HA off again",
         );
     }
-    order(b.steps)
-}
-
-/// Topological order (ties in creation order) and lanes, with petgraph; panics on a cycle,
-/// which would be a bug in [`derive_steps`] (tested).
-fn order(steps: Vec<Step>) -> Vec<Step> {
-    let mut graph: DiGraph<usize, ()> = DiGraph::new();
-    let indices: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
-    let by_id: BTreeMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    for (i, step) in steps.iter().enumerate() {
-        for dep in &step.depends_on {
-            graph.add_edge(indices[by_id[dep.as_str()]], indices[i], ());
-        }
-    }
-    let sorted = petgraph::algo::toposort(&graph, None).expect("the step graph is acyclic");
-    let mut lanes = vec![0usize; steps.len()];
-    for index in &sorted {
-        let i = graph[*index];
-        lanes[i] = steps[i]
-            .depends_on
-            .iter()
-            .map(|d| lanes[by_id[d.as_str()]] + 1)
-            .max()
-            .unwrap_or(0);
-    }
-    let mut ordered: Vec<(usize, usize)> = (0..steps.len()).map(|i| (lanes[i], i)).collect();
-    ordered.sort();
-    let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-    ordered
-        .into_iter()
-        .map(|(lane, i)| {
-            let mut step = steps[i].take().expect("each step once");
-            step.lane = lane;
-            step
-        })
-        .collect()
+    b.finish()
 }
 
 /// Plans the upgrade: diff, steps, facts.

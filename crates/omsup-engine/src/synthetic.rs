@@ -145,3 +145,38 @@ pub fn node_mut<'w>(world: &'w mut ObservedWorld, ip: &str) -> &'w mut ObservedD
         DockerReach::Unreachable { .. } => panic!("node {ip} is unreachable"),
     }
 }
+
+/// What `omsup init` sees on a node of [`container`]: config.yaml in region `region` (heartbeat
+/// database `cm_hb_428_<region>`, rm `rm_428`, cm `cm_428`), the documented host options, and
+/// the meta database at `10.0.0.1:2883` as `oms_meta_user`.
+pub fn node_seen(ip: &str, region: &str, cm_nodes: &[&str]) -> crate::init::NodeSeen {
+    let mut container = container(
+        ip,
+        "4.2.8",
+        cm_nodes.iter().map(|s| (*s).to_owned()).collect(),
+    );
+    if let Some(config) = container.config.as_mut() {
+        config.cm_region = Some(region.into());
+        config.drc_cm_heartbeat_db = Some(format!("cm_hb_428_{}", region.replace('-', "_")));
+        config.drc_rm_db = Some("rm_428".into());
+        config.drc_cm_db = Some("cm_428".into());
+    }
+    crate::init::NodeSeen {
+        docker: format!("ssh://admin@{ip}"),
+        tls: None,
+        ssh: None,
+        container,
+        options: omsup_model::plan::ContainerOptions {
+            network: Some("host".into()),
+            privileged: Some(true),
+            pids_limit: Some(-1),
+            ulimit_nproc: Some(65535),
+            ..Default::default()
+        },
+        meta: crate::init::MetaConnection {
+            host: Some("10.0.0.1".into()),
+            port: Some(2883),
+            user: Some("oms_meta_user".into()),
+        },
+    }
+}

@@ -13,7 +13,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,21 +25,7 @@ pub struct ClientConnection<'a> {
     pub password: &'a str,
 }
 
-/// What a backup holds and how to check it; kept in the journal and next to the dump file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupManifest {
-    pub database: String,
-    /// The dump file (`<dir>/<database>.sql`).
-    pub file: PathBuf,
-    pub size_bytes: u64,
-    pub sha256: String,
-    /// Rows per table, counted just before the dump.
-    pub row_counts: BTreeMap<String, u64>,
-    /// `SHOW CREATE DATABASE`, so a restore re-creates the same character set and collation.
-    pub create_database: String,
-    /// The client that wrote the dump, as found on PATH or configured.
-    pub dump_client: PathBuf,
-}
+pub use omsup_engine::outputs::BackupManifest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

@@ -37,6 +37,15 @@ pub enum DockerActionError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The request never reached the daemon: the container is not the problem, the way to the
+    /// node is.
+    #[error("{what} `{container}`: the node's Docker daemon was not reached")]
+    Unreachable {
+        what: &'static str,
+        container: String,
+        #[source]
+        source: crate::link::LinkFailure,
+    },
     #[error("cannot read image package `{}`", path.display())]
     Package {
         path: std::path::PathBuf,
@@ -60,10 +69,24 @@ pub enum DockerActionError {
         "container `{container}` was not ready after {waited:?}: the log never said `{READY_LOG_LINE}`"
     )]
     NotReadyInTime { container: String, waited: Duration },
-    #[error("`docker_init.sh` in `{container}` did not finish within {timeout:?}")]
+    #[error(
+        "`docker_init.sh` in `{container}` did not finish within {timeout:?}; omsup ended it \
+         ({ended} processes signalled) so that `omsup resume` runs it again"
+    )]
     InitTimedOut {
         container: String,
         timeout: Duration,
+        /// How many of the init's processes omsup signalled to end it.
+        ended: usize,
+    },
+    #[error(
+        "`docker_init.sh` in `{container}` did not finish within {timeout:?}, and omsup could not \
+         end it: {reason}"
+    )]
+    InitNotEnded {
+        container: String,
+        timeout: Duration,
+        reason: String,
     },
     #[error(
         "a container named `{container}` exists and was not created by this run (its run label is {found})"
@@ -71,15 +94,24 @@ pub enum DockerActionError {
     NotOurs { container: String, found: String },
 }
 
-fn docker_error(
+/// The error of a Docker request about `container`: [`DockerActionError::Unreachable`] when it
+/// never reached the daemon.
+pub fn docker_error(
     what: &'static str,
     container: &str,
 ) -> impl FnOnce(bollard::errors::Error) -> DockerActionError {
     let container = container.to_owned();
-    move |source| DockerActionError::Docker {
-        what,
-        container,
-        source,
+    move |source| match crate::link::link_failure(&source) {
+        Some(failure) => DockerActionError::Unreachable {
+            what,
+            container,
+            source: failure,
+        },
+        None => DockerActionError::Docker {
+            what,
+            container,
+            source,
+        },
     }
 }
 
@@ -337,11 +369,7 @@ pub async fn remove_container(docker: &Docker, name: &str) -> Result<bool, Docke
     match docker.remove_container(name, None).await {
         Ok(()) => Ok(true),
         Err(error) if is_not_found(&error) => Ok(false),
-        Err(source) => Err(DockerActionError::Docker {
-            what: "cannot remove container",
-            container: name.to_owned(),
-            source,
-        }),
+        Err(source) => Err(docker_error("cannot remove container", name)(source)),
     }
 }
 
@@ -501,6 +529,7 @@ pub async fn run_init(
             container,
             CreateExecOptions {
                 cmd: Some(vec!["bash", "/root/docker_init.sh"]),
+                env: Some(vec![INIT_MARKER]),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()
@@ -534,12 +563,10 @@ pub async fn run_init(
         }
         Ok::<_, DockerActionError>(output)
     };
-    let output = tokio::time::timeout(timeout, collect).await.map_err(|_| {
-        DockerActionError::InitTimedOut {
-            container: container.to_owned(),
-            timeout,
-        }
-    })??;
+    let output = match tokio::time::timeout(timeout, collect).await {
+        Ok(output) => output?,
+        Err(_) => return Err(end_init(docker, container, timeout).await),
+    };
     let inspect = docker.inspect_exec(&exec.id).await.map_err(docker_error(
         "cannot read the exit code of `docker_init.sh` in",
         container,
@@ -599,13 +626,96 @@ async fn wait_for_exec(
             });
         }
         if started.elapsed() >= timeout {
-            return Err(DockerActionError::InitTimedOut {
-                container: container.to_owned(),
-                timeout,
-            });
+            return Err(end_init(docker, container, timeout).await);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Set in the environment of every `docker_init.sh` omsup starts; every process the init
+/// spawns inherits it, so a second exec can find them all (Docker has no call that ends an
+/// exec, and the exec's own pid is only known in the host's pid namespace).
+const INIT_MARKER: &str = "OMSUP_INIT_EXEC=1";
+
+/// Signals (`$1`: TERM or KILL) every process in the container whose environment holds
+/// [`INIT_MARKER`], and prints how many. POSIX sh, `tr` and `grep`: in OMS images and busybox.
+const END_INIT_SCRIPT: &str = r#"n=0
+for p in /proc/[0-9]*; do
+  if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx 'OMSUP_INIT_EXEC=1'; then
+    kill -s "$1" "${p#/proc/}" 2>/dev/null && n=$((n + 1))
+  fi
+done
+echo "$n""#;
+
+/// Ends a timed-out init: SIGTERM to each of its processes, then SIGKILL to what is left
+/// after 5 s, and waits until Docker no longer reports an init exec running. Returns the
+/// error the step fails with ([`DockerActionError::InitTimedOut`], naming how many processes
+/// were signalled, or [`DockerActionError::InitNotEnded`]).
+async fn end_init(docker: &Docker, container: &str, timeout: Duration) -> DockerActionError {
+    let not_ended = |reason: String| DockerActionError::InitNotEnded {
+        container: container.to_owned(),
+        timeout,
+        reason,
+    };
+    let mut ended = 0;
+    for signal in ["TERM", "KILL"] {
+        match signal_init(docker, container, signal).await {
+            Ok(count) => ended = ended.max(count),
+            Err(error) => return not_ended(error.to_string()),
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match running_init(docker, container).await {
+                Ok(None) => {
+                    return DockerActionError::InitTimedOut {
+                        container: container.to_owned(),
+                        timeout,
+                        ended,
+                    };
+                }
+                Ok(Some(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Some(_)) => break,
+                Err(error) => return not_ended(error.to_string()),
+            }
+        }
+    }
+    not_ended("it was still running 5 s after SIGKILL".to_owned())
+}
+
+/// Runs [`END_INIT_SCRIPT`] with `signal` in `container`; returns how many processes it signalled.
+async fn signal_init(
+    docker: &Docker,
+    container: &str,
+    signal: &str,
+) -> Result<usize, DockerActionError> {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(vec!["sh", "-c", END_INIT_SCRIPT, "omsup-end-init", signal]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(docker_error("cannot end `docker_init.sh` in", container))?;
+    let mut output = String::new();
+    if let StartExecResults::Attached {
+        output: mut stream, ..
+    } = docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(docker_error("cannot end `docker_init.sh` in", container))?
+    {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(docker_error("cannot end `docker_init.sh` in", container))?;
+            output.push_str(&chunk.to_string());
+        }
+    }
+    Ok(output.trim().parse().unwrap_or(0))
 }
 
 /// Connects to every node's Docker daemon; the error names the node.
@@ -622,7 +732,13 @@ pub async fn connect_dockers(
                 })?;
         let docker = crate::observe::connect_docker(&endpoint, node)
             .await
-            .map_err(|e| format!("cannot reach the Docker daemon of node {}: {e}", node.ip))?;
+            .map_err(|cause| {
+                let failure = crate::link::connect_failure(&cause, &endpoint);
+                format!(
+                    "cannot reach the Docker daemon of node {} at `{}`: {failure}",
+                    node.ip, node.docker
+                )
+            })?;
         dockers.insert(
             node.ip.clone(),
             docker.with_timeout(action_request_timeout(&plan_file.timeouts)),

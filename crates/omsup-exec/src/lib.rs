@@ -6,9 +6,13 @@
 pub mod apply;
 pub mod backup;
 pub mod docker_actions;
+pub mod executor;
 pub mod health;
+pub mod link;
 pub mod meta_actions;
 pub mod observe;
 pub mod scheduler;
 pub mod secrets;
+pub mod ssh;
+pub mod time;
 pub mod undo;

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use omsup_engine::outputs::HaConfig;
 use omsup_model::OmsVersion;
 use omsup_model::plan::{HaAfter, HaPolicy};
-use serde_json::Value;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,8 @@ fn sql_error(what: &'static str, database: &str) -> impl FnOnce(sqlx::Error) -> 
     }
 }
 
-/// `ha.config`'s JSON value, key order kept as stored.
-pub async fn read_ha_config(pool: &MySqlPool, rm: &str) -> Result<Value, MetaActionError> {
+/// `ha.config`'s value, key order kept as stored.
+pub async fn read_ha_config(pool: &MySqlPool, rm: &str) -> Result<HaConfig, MetaActionError> {
     check_identifier(rm)?;
     let text: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT CAST(cfg_value AS CHAR) FROM `{rm}`.oms_normal_config WHERE cfg_name = 'ha.config'"
@@ -55,25 +55,21 @@ pub async fn read_ha_config(pool: &MySqlPool, rm: &str) -> Result<Value, MetaAct
     let text = text.ok_or_else(|| MetaActionError::HaConfigMissing {
         database: rm.to_owned(),
     })?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|error| MetaActionError::HaConfigInvalid {
-            database: rm.to_owned(),
-            reason: error.to_string(),
-        })?;
-    if !value.is_object() {
-        return Err(MetaActionError::HaConfigInvalid {
-            database: rm.to_owned(),
-            reason: "not an object".into(),
-        });
-    }
-    Ok(value)
+    HaConfig::parse(&text).map_err(|error| MetaActionError::HaConfigInvalid {
+        database: rm.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
-async fn write_ha_config(pool: &MySqlPool, rm: &str, value: &Value) -> Result<(), MetaActionError> {
+async fn write_ha_config(
+    pool: &MySqlPool,
+    rm: &str,
+    value: &HaConfig,
+) -> Result<(), MetaActionError> {
     sqlx::query(AssertSqlSafe(format!(
         "UPDATE `{rm}`.oms_normal_config SET cfg_value = ? WHERE cfg_name = 'ha.config'"
     )))
-    .bind(value.to_string())
+    .bind(value.to_json_text())
     .execute(pool)
     .await
     .map_err(sql_error("cannot write `ha.config`", rm))?;
@@ -84,7 +80,7 @@ async fn write_ha_config(pool: &MySqlPool, rm: &str, value: &Value) -> Result<()
 #[derive(Debug, Clone, PartialEq)]
 pub struct HaOffOutcome {
     /// The value before, to be restored after the upgrade.
-    pub previous: Value,
+    pub previous: HaConfig,
     /// False when HA was already off (nothing written).
     pub changed: bool,
 }
@@ -93,7 +89,7 @@ pub struct HaOffOutcome {
 pub async fn ha_off(pool: &MySqlPool, rm: &str) -> Result<HaOffOutcome, MetaActionError> {
     let previous = read_ha_config(pool, rm).await?;
     let mut next = previous.clone();
-    set_key(&mut next, "enable", Value::Bool(false));
+    next.set_enable(false);
     let changed = next != previous;
     if changed {
         write_ha_config(pool, rm, &next).await?;
@@ -105,10 +101,10 @@ pub async fn ha_off(pool: &MySqlPool, rm: &str) -> Result<HaOffOutcome, MetaActi
 pub async fn ha_restore(
     pool: &MySqlPool,
     rm: &str,
-    previous: &Value,
+    previous: &HaConfig,
     policy: &HaPolicy,
     ha_off_window: Duration,
-) -> Result<Value, MetaActionError> {
+) -> Result<HaConfig, MetaActionError> {
     let current = read_ha_config(pool, rm).await?;
     let next = restored_ha_config(previous, policy, ha_off_window);
     if next != current {
@@ -120,46 +116,29 @@ pub async fn ha_restore(
 /// The value after the upgrade: `previous` with `enable` per the policy, and, when
 /// `perceiveStoreClientCheckpoint` ends up false, `refetchStoreIntervalMin` raised to more than
 /// the time HA was off (T2 − T1, in whole minutes), as OMS documents. Every other key is kept.
-pub fn restored_ha_config(previous: &Value, policy: &HaPolicy, ha_off_window: Duration) -> Value {
+pub fn restored_ha_config(
+    previous: &HaConfig,
+    policy: &HaPolicy,
+    ha_off_window: Duration,
+) -> HaConfig {
     let mut next = previous.clone();
     let enable = match policy.after {
-        HaAfter::Restore => previous
-            .get("enable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        HaAfter::Restore => previous.enable(),
         HaAfter::On => true,
         HaAfter::Off => false,
     };
-    set_key(&mut next, "enable", Value::Bool(enable));
+    next.set_enable(enable);
     if let Some(perceive) = policy.perceive_store_client_checkpoint {
-        set_key(
-            &mut next,
-            "perceiveStoreClientCheckpoint",
-            Value::Bool(perceive),
-        );
+        next.set_perceive_store_client_checkpoint(perceive);
     }
-    let perceive = next
-        .get("perceiveStoreClientCheckpoint")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if !perceive {
+    if !next.perceive_store_client_checkpoint() {
         let window_minutes = ha_off_window.as_secs().div_ceil(60);
         let required = window_minutes + 1;
-        let current = next
-            .get("refetchStoreIntervalMin")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        if current < required {
-            set_key(&mut next, "refetchStoreIntervalMin", Value::from(required));
+        if next.refetch_store_interval_min() < required {
+            next.set_refetch_store_interval_min(required);
         }
     }
     next
-}
-
-fn set_key(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.insert(key.to_owned(), value);
-    }
 }
 
 /// What pruning a heartbeat database did.
@@ -235,13 +214,11 @@ pub async fn record_oms_version(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn documented_default_with_ha_on() -> Value {
-        json!({"enable":true,"enableHost":false,"enableStore":true,"perceiveStoreClientCheckpoint":false,
-               "enableConnector":true,"enableJdbcWriter":true,"subtopicStoreNumberThreshold":5,
-               "checkRequestIntervalSec":600,"checkJdbcWriterIntervalSec":600,"checkHostDownIntervalSec":540,
-               "checkModuleExceptionIntervalSec":240,"clearAbnormalResourceHours":72,"refetchStoreIntervalMin":30})
+    const DOCUMENTED_DEFAULT: &str = r#"{"enable":true,"enableHost":false,"enableStore":true,"perceiveStoreClientCheckpoint":false,"enableConnector":true,"enableJdbcWriter":true,"subtopicStoreNumberThreshold":5,"checkRequestIntervalSec":600,"checkJdbcWriterIntervalSec":600,"checkHostDownIntervalSec":540,"checkModuleExceptionIntervalSec":240,"clearAbnormalResourceHours":72,"refetchStoreIntervalMin":30}"#;
+
+    fn documented_default_with_ha_on() -> HaConfig {
+        HaConfig::parse(DOCUMENTED_DEFAULT).unwrap()
     }
 
     #[test]
@@ -252,15 +229,20 @@ mod tests {
             &HaPolicy::default(),
             Duration::from_secs(45 * 60 + 1),
         );
-        assert_eq!(restored["enable"], json!(true));
+        assert!(restored.enable());
         assert_eq!(
-            restored["refetchStoreIntervalMin"],
-            json!(47),
+            restored.refetch_store_interval_min(),
+            47,
             "46 whole minutes, plus one"
         );
-        let mut expected = previous.clone();
-        expected["refetchStoreIntervalMin"] = json!(47);
-        assert_eq!(restored, expected);
+        // Every other key kept, in its place.
+        assert_eq!(
+            restored.to_json_text(),
+            DOCUMENTED_DEFAULT.replace(
+                r#""refetchStoreIntervalMin":30"#,
+                r#""refetchStoreIntervalMin":47"#
+            )
+        );
     }
 
     #[test]
@@ -278,17 +260,16 @@ mod tests {
             perceive_store_client_checkpoint: Some(true),
         };
         let restored = restored_ha_config(&previous, &policy, Duration::from_secs(3 * 3600));
-        assert_eq!(restored["enable"], json!(false));
-        assert_eq!(restored["perceiveStoreClientCheckpoint"], json!(true));
-        assert_eq!(restored["refetchStoreIntervalMin"], json!(30));
+        assert!(!restored.enable());
+        assert!(restored.perceive_store_client_checkpoint());
+        assert_eq!(restored.refetch_store_interval_min(), 30);
     }
 
     #[test]
     fn key_order_survives_the_round_trip() {
         let text = r#"{"enable":true,"zeta":1,"alpha":2}"#;
-        let previous: Value = serde_json::from_str(text).unwrap();
-        let mut off = previous.clone();
-        set_key(&mut off, "enable", Value::Bool(false));
-        assert_eq!(off.to_string(), r#"{"enable":false,"zeta":1,"alpha":2}"#);
+        let mut off = HaConfig::parse(text).unwrap();
+        off.set_enable(false);
+        assert_eq!(off.to_json_text(), r#"{"enable":false,"zeta":1,"alpha":2}"#);
     }
 }

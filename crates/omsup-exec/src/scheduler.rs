@@ -3,30 +3,24 @@
 //! A step starts when every step it depends on has succeeded (or was already done before this
 //! run). After the first failure no new step starts; the steps already running are allowed to
 //! finish, so nothing is abandoned half-way; the report then says what succeeded, what failed
-//! and what never started. The scheduler knows nothing of what the steps do: the caller passes
-//! a function that runs one step (and journals it).
+//! and what never started. The scheduler reads only the steps' ids and dependencies, forward
+//! or undo alike: the caller passes a function that runs one step (and journals it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-
-/// One node of the graph: its id and the ids it waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduledStep {
-    pub id: String,
-    pub depends_on: Vec<String>,
-}
+use omsup_engine::{Step, StepId};
 
 /// How a run of the graph ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScheduleReport<E> {
     /// In the order they finished.
-    pub succeeded: Vec<String>,
-    pub failed: Vec<(String, E)>,
+    pub succeeded: Vec<StepId>,
+    pub failed: Vec<(StepId, E)>,
     /// Steps that never started because something failed first (or a dependency failed).
-    pub not_started: Vec<String>,
+    pub not_started: Vec<StepId>,
 }
 
 impl<E> ScheduleReport<E> {
@@ -40,25 +34,25 @@ impl<E> ScheduleReport<E> {
 /// `steps` must be acyclic and every dependency must be a step of the list or in
 /// `already_done`; the engine guarantees both. A dependency on an unknown id is treated as
 /// never satisfied, so its dependents are reported as not started rather than run early.
-pub async fn run_dag<E, F, Fut>(
-    steps: &[ScheduledStep],
-    already_done: &BTreeSet<String>,
+pub async fn run_dag<'s, K, E, F, Fut>(
+    steps: &'s [Step<K>],
+    already_done: &BTreeSet<StepId>,
     parallelism: usize,
     mut run_step: F,
 ) -> ScheduleReport<E>
 where
-    F: FnMut(String) -> Fut,
+    F: FnMut(&'s Step<K>) -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
     let parallelism = parallelism.max(1);
-    let mut done: BTreeSet<String> = already_done.clone();
-    let mut pending: BTreeMap<&str, &ScheduledStep> = steps
+    let mut done: BTreeSet<StepId> = already_done.clone();
+    let mut pending: BTreeMap<&StepId, &Step<K>> = steps
         .iter()
         .filter(|step| !already_done.contains(&step.id))
-        .map(|step| (step.id.as_str(), step))
+        .map(|step| (&step.id, step))
         .collect();
     // File order among steps that are ready at the same time: keeps runs reproducible.
-    let order: Vec<&str> = steps.iter().map(|step| step.id.as_str()).collect();
+    let order: Vec<&StepId> = steps.iter().map(|step| &step.id).collect();
     let mut report = ScheduleReport {
         succeeded: Vec::new(),
         failed: Vec::new(),
@@ -68,7 +62,7 @@ where
 
     loop {
         if report.failed.is_empty() {
-            let ready: Vec<&str> = order
+            let ready: Vec<&StepId> = order
                 .iter()
                 .copied()
                 .filter(|id| {
@@ -81,9 +75,9 @@ where
                 if running.len() >= parallelism {
                     break;
                 }
-                pending.remove(id);
-                let owned = id.to_owned();
-                let future = run_step(owned.clone());
+                let step = pending.remove(id).expect("a pending step");
+                let future = run_step(step);
+                let owned = id.clone();
                 running.push(async move { (owned, future.await) });
             }
         }
@@ -99,7 +93,7 @@ where
     report.not_started = order
         .iter()
         .filter(|id| pending.contains_key(*id))
-        .map(|id| (*id).to_owned())
+        .map(|id| (*id).clone())
         .collect();
     report
 }
@@ -110,15 +104,19 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    fn step(id: &str, deps: &[&str]) -> ScheduledStep {
-        ScheduledStep {
+    fn step(id: &str, deps: &[&str]) -> Step<()> {
+        Step {
             id: id.into(),
+            kind: (),
             depends_on: deps.iter().map(|d| (*d).into()).collect(),
+            changes: String::new(),
+            downtime: false,
+            lane: 0,
         }
     }
 
     /// a → {b, c} → d, with a log of (event, id) to check ordering and concurrency.
-    fn diamond() -> Vec<ScheduledStep> {
+    fn diamond() -> Vec<Step<()>> {
         vec![
             step("a", &[]),
             step("b", &["a"]),
@@ -130,8 +128,9 @@ mod tests {
     #[tokio::test]
     async fn runs_in_dependency_order_and_in_parallel_where_allowed() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let report = run_dag::<(), _, _>(&diamond(), &BTreeSet::new(), 4, |id| {
-            let log = log.clone();
+        let steps = diamond();
+        let report = run_dag::<_, (), _, _>(&steps, &BTreeSet::new(), 4, |step| {
+            let (log, id) = (log.clone(), step.id.clone());
             async move {
                 log.lock().unwrap().push(format!("start {id}"));
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -154,8 +153,9 @@ mod tests {
     #[tokio::test]
     async fn parallelism_one_runs_strictly_one_at_a_time() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        run_dag::<(), _, _>(&diamond(), &BTreeSet::new(), 1, |id| {
-            let log = log.clone();
+        let steps = diamond();
+        run_dag::<_, (), _, _>(&steps, &BTreeSet::new(), 1, |step| {
+            let (log, id) = (log.clone(), step.id.clone());
             async move {
                 log.lock().unwrap().push(format!("start {id}"));
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -178,8 +178,8 @@ mod tests {
             step("bad", &["a"]),
             step("after", &["slow"]),
         ];
-        let report = run_dag(&steps, &BTreeSet::new(), 4, |id| async move {
-            match id.as_str() {
+        let report = run_dag(&steps, &BTreeSet::new(), 4, |step| async move {
+            match step.id.as_str() {
                 "bad" => Err("boom"),
                 "slow" => {
                     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -190,18 +190,19 @@ mod tests {
         })
         .await;
         assert_eq!(report.succeeded, ["a", "slow"]);
-        assert_eq!(report.failed, [("bad".to_owned(), "boom")]);
+        assert_eq!(report.failed, [(StepId::new("bad"), "boom")]);
         assert_eq!(report.not_started, ["after"]);
     }
 
     #[tokio::test]
     async fn steps_already_done_are_not_run_again() {
         let ran = Arc::new(Mutex::new(Vec::new()));
-        let done = BTreeSet::from(["a".to_owned(), "b".to_owned()]);
-        let report = run_dag::<(), _, _>(&diamond(), &done, 2, |id| {
+        let done = BTreeSet::from([StepId::new("a"), StepId::new("b")]);
+        let steps = diamond();
+        let report = run_dag::<_, (), _, _>(&steps, &done, 2, |step| {
             let ran = ran.clone();
             async move {
-                ran.lock().unwrap().push(id);
+                ran.lock().unwrap().push(step.id.to_string());
                 Ok(())
             }
         })

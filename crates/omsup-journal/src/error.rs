@@ -44,6 +44,15 @@ pub enum JournalError {
         event: EventKind,
         reason: String,
     },
+    #[error(
+        "the journal of run `{run_id}` holds a `{event}` event at seq {seq}, which journal schema version {schema_version} allowed but this omsup no longer reads"
+    )]
+    RetiredEvent {
+        run_id: RunId,
+        seq: u64,
+        event: String,
+        schema_version: i64,
+    },
     #[error("the journal of run `{run_id}` is corrupt at seq {seq}: {detail}")]
     Corrupt {
         run_id: RunId,
@@ -88,6 +97,35 @@ pub enum JournalError {
         lock_id: LockId,
         run_id: RunId,
     },
+    #[error(
+        "the lock of deployment `{deployment}` changed while omsup looked at it (released or taken by another operator)"
+    )]
+    LockChanged { deployment: String },
+    #[error(
+        "`{name}` cannot name omsup's state database: use letters, digits and `_` (at most 64)"
+    )]
+    InvalidStateDatabase { name: String },
+    #[error("cannot reach the meta database server `{server}` for the deployment lock")]
+    SharedStateUnreachable {
+        server: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the meta user `{user}` may not use omsup's state database `{database}` on `{server}`")]
+    SharedStatePrivilege {
+        database: String,
+        user: String,
+        server: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot use omsup's state database `{database}` on `{server}`")]
+    SharedState {
+        database: String,
+        server: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("cannot encode or decode a journal payload")]
     Payload(#[source] serde_json::Error),
 }
@@ -109,6 +147,20 @@ impl JournalError {
             ),
             JournalError::IllegalTransition { .. } | JournalError::Corrupt { .. } => Some(
                 "the journal was edited or damaged; keep a copy of it and look at `omsup history`"
+                    .to_owned(),
+            ),
+            JournalError::LockChanged { .. } => Some(
+                "look at `omsup status`, then run the command again".to_owned(),
+            ),
+            JournalError::SharedStatePrivilege { database, user, .. } => Some(format!(
+                "omsup keeps the deployment lock in a database of its own: have an administrator create the database `{database}` and grant `SELECT, INSERT, UPDATE, DELETE, CREATE` on `{database}.*` to `{user}` (or name another database with `[state] database`)"
+            )),
+            JournalError::SharedStateUnreachable { .. } => Some(
+                "apply, resume and rollback take the deployment lock in the meta database server; check `[meta_db]` and that the server answers"
+                    .to_owned(),
+            ),
+            JournalError::RetiredEvent { .. } => Some(
+                "no omsup release wrote this event (only tests of the journal did); keep a copy of the journal and start from a fresh state directory"
                     .to_owned(),
             ),
             JournalError::SchemaTooNew { .. } => {

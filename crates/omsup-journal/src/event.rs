@@ -6,32 +6,24 @@
 //!
 //! ```text
 //! (none)      --Intent-->                  InFlight (attempt 1)
-//! InFlight    --Started-->                 InFlight (started)      at most once per attempt
 //! InFlight    --Succeeded | Failed-->      Succeeded | Failed
 //! Failed      --Intent-->                  InFlight (attempt + 1)  a retry
-//! Succeeded, Failed, InFlight
-//!             --UndoStarted-->             UndoInFlight            compensation begins
-//! UndoFailed  --UndoStarted-->             UndoInFlight            compensation retried
-//! UndoInFlight --UndoFinished | UndoFailed--> Undone | UndoFailed
-//! Undone      (final)
+//! Succeeded   (final)
 //! ```
 //!
 //! Choices, documented:
-//! - `Intent` and `Started` are kept apart. `Intent` is the durable promise written *before*
-//!   the side effect; `Started` is optional (an executor may record that it has begun acting,
-//!   e.g. after its observation found work to do). A step with an intent and no outcome is
-//!   [`StepState::InFlight`] either way: resume must resolve it by observing the world.
+//! - `Intent` is the durable promise written *before* the side effect. A step with an intent
+//!   and no outcome is [`StepState::InFlight`]: resume must resolve it by observing the world.
 //! - There is no `Intent -> Intent`. A resume that finds an in-flight step not done records
 //!   that as `Failed` (with `"interrupted": true` in the payload, see
 //!   [`crate::RunWriter::interrupted`]) and then writes a new `Intent`, so the log says what
 //!   happened instead of silently starting over.
-//! - `Succeeded` is final for the forward direction: a step succeeds once per run.
-//! - Undo events exist in two places. A rollback run journals each compensation as an ordinary
-//!   step of its own (Intent/Succeeded...). In addition, the rollback may mark the forward run's
-//!   step undone (`UndoStarted`/`UndoFinished` on the forward run) so that `status` of the
-//!   forward run shows what was compensated. Undo may start from `Succeeded`, `Failed` (a
-//!   failed step may have done part of its work) or `InFlight` (the run was killed mid-step).
-//!   `UndoFailed` is steno's name for a compensation that failed; it may be retried.
+//! - `Succeeded` is final: a step succeeds once per run.
+//! - Undo has no events of its own: a rollback is a run of its own whose steps are the
+//!   compensations, journaled with the same three events (steno's `UndoStarted`/`UndoFinished`
+//!   on the forward run were never written by omsup and were removed). A journal holding such
+//!   rows (written by a test of schema version 1) is refused with
+//!   [`crate::JournalError::RetiredEvent`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,47 +35,33 @@ use crate::ids::{RunId, StepId};
 use crate::run::RunInfo;
 use crate::time::Timestamp;
 
-/// What happened to a step (steno's names, plus `Intent`).
+/// What happened to a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// About to act; durable before the side effect.
     Intent,
-    /// Acting (optional).
-    Started,
     /// Done; the payload holds the step's outputs.
     Succeeded,
     /// Failed; the payload holds `error` and `details`.
     Failed,
-    /// Compensation begins.
-    UndoStarted,
-    /// Compensation done.
-    UndoFinished,
-    /// Compensation failed (may be retried with a new `UndoStarted`).
-    UndoFailed,
 }
 
+/// Event names that schema version 1 allowed in the `event` column and that no omsup release
+/// ever wrote (only the journal's own tests did): `started` and steno's undo events. Reading
+/// one is refused with [`crate::JournalError::RetiredEvent`].
+pub const RETIRED_EVENT_NAMES: [&str; 4] =
+    ["started", "undo_started", "undo_finished", "undo_failed"];
+
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
-        EventKind::Intent,
-        EventKind::Started,
-        EventKind::Succeeded,
-        EventKind::Failed,
-        EventKind::UndoStarted,
-        EventKind::UndoFinished,
-        EventKind::UndoFailed,
-    ];
+    pub const ALL: [EventKind; 3] = [EventKind::Intent, EventKind::Succeeded, EventKind::Failed];
 
     /// The name stored in the `event` column.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Intent => "intent",
-            EventKind::Started => "started",
             EventKind::Succeeded => "succeeded",
             EventKind::Failed => "failed",
-            EventKind::UndoStarted => "undo_started",
-            EventKind::UndoFinished => "undo_finished",
-            EventKind::UndoFailed => "undo_failed",
         }
     }
 
@@ -102,15 +80,11 @@ impl fmt::Display for EventKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
-    /// An intent (maybe `Started`) with no outcome: the side effect may or may not have
-    /// happened. Resume must resolve it by observing the world, never by guessing.
+    /// An intent with no outcome: the side effect may or may not have happened. Resume must
+    /// resolve it by observing the world, never by guessing.
     InFlight,
     Succeeded,
     Failed,
-    /// A compensation began and has no outcome yet: observe the world, as for `InFlight`.
-    UndoInFlight,
-    UndoFailed,
-    Undone,
 }
 
 impl StepState {
@@ -119,9 +93,6 @@ impl StepState {
             StepState::InFlight => "in_flight",
             StepState::Succeeded => "succeeded",
             StepState::Failed => "failed",
-            StepState::UndoInFlight => "undo_in_flight",
-            StepState::UndoFailed => "undo_failed",
-            StepState::Undone => "undone",
         }
     }
 }
@@ -141,10 +112,59 @@ pub struct JournalEvent {
     pub step_id: StepId,
     pub step_kind: String,
     pub kind: EventKind,
-    /// The forward attempt (for `Intent`...`Failed`) or the undo attempt (for undo events).
+    /// The attempt the event belongs to (1, 2, ...: a retry after `Failed` is a new attempt).
     pub attempt: u32,
     pub at: Timestamp,
     pub payload: Value,
+}
+
+/// One event row's columns as stored (text and integers), before they are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct EventColumns<'a> {
+    pub run_id: &'a str,
+    pub seq: i64,
+    pub step_id: &'a str,
+    pub step_kind: &'a str,
+    pub event: &'a str,
+    pub attempt: i64,
+    pub at: &'a str,
+    pub payload: &'a str,
+}
+
+impl JournalEvent {
+    /// Decodes a stored row: the event name, the attempt, the RFC 3339 time and the JSON
+    /// payload are checked, and a bad one is [`JournalError::Corrupt`] naming the run and seq.
+    pub fn from_columns(row: EventColumns<'_>) -> Result<Self, crate::error::JournalError> {
+        let run_id = RunId::new(row.run_id.to_owned());
+        let seq = u64::try_from(row.seq).unwrap_or(0);
+        let corrupt = |detail: String| crate::error::JournalError::Corrupt {
+            run_id: run_id.clone(),
+            seq,
+            detail,
+        };
+        if RETIRED_EVENT_NAMES.contains(&row.event) {
+            return Err(crate::error::JournalError::RetiredEvent {
+                run_id,
+                seq,
+                event: row.event.to_owned(),
+                schema_version: crate::schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(JournalEvent {
+            step_id: StepId::new(row.step_id.to_owned()),
+            step_kind: row.step_kind.to_owned(),
+            kind: EventKind::parse(row.event)
+                .ok_or_else(|| corrupt(format!("unknown event `{}`", row.event)))?,
+            attempt: u32::try_from(row.attempt)
+                .map_err(|_| corrupt(format!("attempt {} is out of range", row.attempt)))?,
+            at: Timestamp::parse_rfc3339(row.at)
+                .ok_or_else(|| corrupt(format!("`{}` is not an RFC 3339 UTC time", row.at)))?,
+            payload: serde_json::from_str(row.payload)
+                .map_err(|error| corrupt(format!("payload is not JSON: {error}")))?,
+            run_id: run_id.clone(),
+            seq,
+        })
+    }
 }
 
 /// Everything replay knows about one step.
@@ -153,28 +173,20 @@ pub struct StepRecord {
     pub step_id: StepId,
     pub step_kind: String,
     pub state: StepState,
-    /// Forward attempts so far (1 after the first intent).
+    /// Attempts so far (1 after the first intent).
     pub attempts: u32,
-    /// Compensation attempts so far.
-    pub undo_attempts: u32,
     /// The first intent of the first attempt.
     pub first_intent_at: Timestamp,
     /// The intent of the current attempt.
     pub intent_at: Timestamp,
     /// The payload of the current attempt's intent.
     pub intent_payload: Value,
-    /// `Started` of the current attempt, if recorded.
-    pub started_at: Option<Timestamp>,
     /// The outcome of the current attempt.
     pub finished_at: Option<Timestamp>,
     /// The `Succeeded` payload: the step's outputs.
     pub output: Option<Value>,
     /// The last `Failed` error message (kept after a successful retry, for history).
     pub error: Option<String>,
-    pub undo_started_at: Option<Timestamp>,
-    pub undo_finished_at: Option<Timestamp>,
-    pub undo_output: Option<Value>,
-    pub undo_error: Option<String>,
     /// The seq of the step's last event.
     pub last_seq: u64,
 }
@@ -196,13 +208,11 @@ pub struct IllegalTransition {
     pub reason: String,
 }
 
-/// What a step's next forward/undo attempt number must be for `event`, given `record`.
+/// What a step's next attempt number must be for `event`, given `record`.
 pub fn expected_attempt(record: Option<&StepRecord>, event: EventKind) -> u32 {
     match (record, event) {
         (None, _) => 1,
         (Some(record), EventKind::Intent) => record.attempts + 1,
-        (Some(record), EventKind::UndoStarted) => record.undo_attempts + 1,
-        (Some(record), EventKind::UndoFinished | EventKind::UndoFailed) => record.undo_attempts,
         (Some(record), _) => record.attempts,
     }
 }
@@ -241,18 +251,12 @@ pub fn apply_event(
                 step_kind: event.step_kind.clone(),
                 state: StepState::InFlight,
                 attempts: 1,
-                undo_attempts: 0,
                 first_intent_at: event.at,
                 intent_at: event.at,
                 intent_payload: event.payload.clone(),
-                started_at: None,
                 finished_at: None,
                 output: None,
                 error: None,
-                undo_started_at: None,
-                undo_finished_at: None,
-                undo_output: None,
-                undo_error: None,
                 last_seq: event.seq,
             }),
             _ => Err(illegal("a step's first event must be an intent".to_owned())),
@@ -266,14 +270,7 @@ pub fn apply_event(
             next.attempts += 1;
             next.intent_at = event.at;
             next.intent_payload = event.payload.clone();
-            next.started_at = None;
             next.finished_at = None;
-        }
-        (StepState::InFlight, EventKind::Started) => {
-            if previous.started_at.is_some() {
-                return Err(illegal("this attempt has already started".to_owned()));
-            }
-            next.started_at = Some(event.at);
         }
         (StepState::InFlight, EventKind::Succeeded) => {
             next.state = StepState::Succeeded;
@@ -285,37 +282,15 @@ pub fn apply_event(
             next.finished_at = Some(event.at);
             next.error = Some(error_message_of(&event.payload));
         }
-        (
-            StepState::Succeeded | StepState::Failed | StepState::InFlight | StepState::UndoFailed,
-            EventKind::UndoStarted,
-        ) => {
-            next.state = StepState::UndoInFlight;
-            next.undo_attempts += 1;
-            next.undo_started_at = Some(event.at);
-            next.undo_finished_at = None;
-        }
-        (StepState::UndoInFlight, EventKind::UndoFinished) => {
-            next.state = StepState::Undone;
-            next.undo_finished_at = Some(event.at);
-            next.undo_output = Some(event.payload.clone());
-        }
-        (StepState::UndoInFlight, EventKind::UndoFailed) => {
-            next.state = StepState::UndoFailed;
-            next.undo_finished_at = Some(event.at);
-            next.undo_error = Some(error_message_of(&event.payload));
-        }
         (state, kind) => {
             let reason = match (state, kind) {
                 (StepState::InFlight, EventKind::Intent) => {
                     "the current attempt has no outcome yet; record `failed` (interrupted) first"
                 }
-                (StepState::Succeeded, EventKind::Intent) => {
+                (StepState::Succeeded, _) => {
                     "a step that succeeded is not run again in the same run"
                 }
-                (StepState::Undone, _) => "the step was undone; nothing may follow",
-                (_, EventKind::UndoFinished | EventKind::UndoFailed) => {
-                    "no compensation is in flight"
-                }
+                (StepState::Failed, _) => "the attempt has failed; a retry begins with an intent",
                 _ => "not a transition of the journal's state machine",
             };
             return Err(illegal(reason.to_owned()));
@@ -324,7 +299,7 @@ pub fn apply_event(
     Ok(next)
 }
 
-/// The `error` string of a `Failed`/`UndoFailed` payload (`{"error": "...", "details": ...}`).
+/// The `error` string of a `Failed` payload (`{"error": "...", "details": ...}`).
 pub fn error_message_of(payload: &Value) -> String {
     payload
         .get("error")
@@ -348,15 +323,7 @@ impl RunState {
     pub fn output_of(&self, step_id: &str) -> Option<&Value> {
         self.steps
             .get(step_id)
-            .filter(|record| {
-                matches!(
-                    record.state,
-                    StepState::Succeeded
-                        | StepState::UndoInFlight
-                        | StepState::UndoFailed
-                        | StepState::Undone
-                )
-            })
+            .filter(|record| record.state == StepState::Succeeded)
             .and_then(|record| record.output.as_ref())
     }
 
@@ -379,11 +346,9 @@ impl RunState {
         self.steps.get(step_id).map(|record| record.state)
     }
 
-    /// Steps with an intent and no outcome (forward or undo): resume must observe these.
+    /// Steps with an intent and no outcome: resume must observe these.
     pub fn in_flight(&self) -> impl Iterator<Item = &StepRecord> {
-        self.steps
-            .values()
-            .filter(|record| matches!(record.state, StepState::InFlight | StepState::UndoInFlight))
+        self.with_state(StepState::InFlight)
     }
 
     pub fn with_state(&self, state: StepState) -> impl Iterator<Item = &StepRecord> {
@@ -392,7 +357,7 @@ impl RunState {
             .filter(move |record| record.state == state)
     }
 
-    /// How many of the run's planned steps succeeded (or were undone after succeeding).
+    /// How many of the run's steps succeeded.
     pub fn steps_done(&self) -> usize {
         self.steps
             .values()

@@ -1,8 +1,8 @@
 //! Who and where: the user, host name and pid recorded with runs and locks, and whether a
-//! process on this host is still alive (to call a lock stale).
+//! process on this host is still alive (to call a lock stale). The kernel answers through
+//! rustix (`uname`, `getuid`, `kill(pid, 0)`), not by reading `/proc`.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use rustix::process::{Pid, test_kill_process};
 
 /// The user running omsup: `$USER`, else `$LOGNAME`, else `uid <n>`.
 pub fn current_user() -> String {
@@ -13,42 +13,52 @@ pub fn current_user() -> String {
             return user;
         }
     }
-    match std::fs::metadata("/proc/self") {
-        Ok(metadata) => format!("uid {}", metadata.uid()),
-        Err(_) => "unknown".to_owned(),
-    }
+    format!("uid {}", rustix::process::getuid().as_raw())
 }
 
-/// This machine's host name (from the kernel, else `/etc/hostname`, else `$HOSTNAME`).
+/// This machine's host name, as the kernel knows it (`uname`), else `unknown`.
 pub fn current_host() -> String {
-    for file in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(name) = std::fs::read_to_string(file) {
-            let name = name.trim();
-            if !name.is_empty() {
-                return name.to_owned();
-            }
-        }
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy();
+    let name = name.trim();
+    if name.is_empty() {
+        "unknown".to_owned()
+    } else {
+        name.to_owned()
     }
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Whether process `pid` on this host is alive: `Some(false)` when `/proc` shows it gone (or a
-/// zombie), `None` when this system has no `/proc` to ask.
+/// Whether process `pid` on this host is alive: `Some(false)` when the kernel says there is no
+/// such process, `Some(true)` when there is one (even one we may not signal, and a zombie
+/// that its parent has not reaped yet), `None` for a pid that cannot be asked about (0, or
+/// beyond the kernel's range).
 pub fn process_alive(pid: u32) -> Option<bool> {
-    if !Path::new("/proc/self").exists() {
-        return None;
+    let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+    match test_kill_process(pid) {
+        Ok(()) => Some(true),
+        Err(rustix::io::Errno::SRCH) => Some(false),
+        Err(_) => Some(true),
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the field after the parenthesised command name.
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            Some(!matches!(state, Some("Z") | Some("X")))
-        }
-        Err(_) => Some(false),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert_eq!(process_alive(std::process::id()), Some(true));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(process_alive(pid), Some(false));
+        assert_eq!(process_alive(0), None);
+    }
+
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(current_host(), kernel.trim());
+        assert!(!current_user().is_empty());
     }
 }

@@ -1,10 +1,6 @@
 //! Identifiers the journal hands out or keys on: run ids, lock ids and step ids.
 
-use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,56 +64,18 @@ impl fmt::Display for LockId {
     }
 }
 
-/// A step's stable id as the engine names it, e.g. `node[10.0.0.2].stop-old`,
-/// `db[rm_428].backup`, `ha.off`. The journal treats it as an opaque string.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StepId(String);
+/// A step's stable id: the one type the engine, the executors and the runner use, defined in
+/// `omsup-model`. The journal treats it as an opaque string.
+pub use omsup_model::StepId;
 
-impl StepId {
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for StepId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl Borrow<str> for StepId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for StepId {
-    fn from(id: &str) -> Self {
-        Self(id.to_owned())
-    }
-}
-
-impl From<String> for StepId {
-    fn from(id: String) -> Self {
-        Self(id)
-    }
-}
-
-/// Random bits without a dependency: std's per-process random hash keys, mixed with the clock,
-/// the pid and a counter. Good enough for ids that only need to differ, not to be secret.
+/// Random bits from the operating system (getrandom). Ids only need to differ, not to be
+/// secret; should the system source fail (it does not on Linux), the clock's nanoseconds and
+/// the pid still make two ids of one second differ.
 fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_i64(Timestamp::now().unix_millis());
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u32(elapsed.subsec_nanos());
-    }
-    hasher.finish()
+    getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
+    })
 }

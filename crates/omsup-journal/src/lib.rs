@@ -1,11 +1,12 @@
 //! omsup-journal: the durable state store of omsup. One SQLite database per deployment holds
 //! the runs (apply, rollback), their append-only event log and the deployment lock.
 //!
-//! - [`event`]: the state machine (steno's events `Intent`, `Started`, `Succeeded`, `Failed`,
-//!   `UndoStarted`, `UndoFinished`, `UndoFailed`), legal transitions and replay into
-//!   [`RunState`];
-//! - [`journal`]: [`Journal`] (open, queries) and [`RunWriter`] (durable appends);
+//! - [`event`]: the state machine (`Intent`, `Succeeded`, `Failed`), legal transitions and
+//!   replay into [`RunState`];
+//! - [`journal`]: [`Journal`] (open, what the parts share); [`schema`]: the tables and their
+//!   version; [`queries`]: replayed runs; [`writer`]: [`RunWriter`] (durable appends);
 //! - [`lock`]: [`DeploymentLock`], one apply/resume/rollback per deployment at a time;
+//!   [`shared`]: the same lock in the deployment's meta database server, across machines;
 //! - [`run`], [`ids`], [`time`]: the records and identifiers.
 //!
 //! The journal speaks in step ids and step kinds (strings) and JSON payloads; it does not
@@ -45,13 +46,19 @@ pub mod host;
 pub mod ids;
 pub mod journal;
 pub mod lock;
+pub mod queries;
 pub mod run;
+pub mod schema;
+pub mod shared;
 pub mod time;
+pub mod writer;
 
 pub use error::JournalError;
-pub use event::{EventKind, JournalEvent, RunState, StepRecord, StepState};
+pub use event::{EventColumns, EventKind, JournalEvent, RunState, StepRecord, StepState};
 pub use ids::{LockId, RunId, StepId};
-pub use journal::{Appended, Journal, RunWriter, SCHEMA_VERSION, journal_path, journals_in};
+pub use journal::{Journal, journal_path, journals_in};
 pub use lock::{DeploymentLock, LockHolder, LockPurpose, LockRequest, LockTiming, Staleness};
 pub use run::{NewRun, PlannedStep, RunInfo, RunKind, RunOutcome};
+pub use schema::SCHEMA_VERSION;
 pub use time::Timestamp;
+pub use writer::{Appended, RunWriter};

@@ -13,18 +13,19 @@
 //! have not looked at. A live lock is never taken over.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
 
 use crate::error::JournalError;
 use crate::host;
 use crate::ids::{LockId, RunId};
 use crate::journal::Journal;
+use crate::shared::{SharedFence, SharedLock, SharedState};
 use crate::time::{Timestamp, human_duration};
 
 /// How often the holder refreshes its heartbeat, and after how long without one a lock is
@@ -139,34 +140,106 @@ impl LockHolder {
 
     pub(crate) fn from_row(row: &SqliteRow, timing: LockTiming) -> Result<Self, sqlx::Error> {
         let pid: i64 = row.try_get("pid")?;
-        let pid = u32::try_from(pid).unwrap_or(0);
-        let host: String = row.try_get("host")?;
-        let heartbeat_at = Timestamp::from_unix_millis(row.try_get("heartbeat_unix_ms")?);
-        let acquired_at = Timestamp::from_unix_millis(row.try_get("acquired_unix_ms")?);
-        let observed_at = Timestamp::now();
-        let silent_for = observed_at.duration_since(heartbeat_at);
-        let staleness = if host == host::current_host() && host::process_alive(pid) == Some(false) {
-            Staleness::ProcessGone
-        } else if silent_for > timing.stale_after {
-            Staleness::Silent {
-                silent_for_ms: u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX),
-            }
-        } else {
-            Staleness::Live
-        };
-        Ok(Self {
-            lock_id: LockId::new(row.try_get::<String, _>("lock_id")?),
-            run_id: RunId::new(row.try_get::<String, _>("run_id")?),
-            purpose: row.try_get("purpose")?,
-            user: row.try_get("user")?,
-            host,
-            pid,
-            acquired_at,
-            heartbeat_at,
+        Ok(Self::judged(
+            HolderRow {
+                lock_id: LockId::new(row.try_get::<String, _>("lock_id")?),
+                run_id: RunId::new(row.try_get::<String, _>("run_id")?),
+                purpose: row.try_get("purpose")?,
+                user: row.try_get("user")?,
+                host: row.try_get("host")?,
+                pid: u32::try_from(pid).unwrap_or(0),
+                acquired_at: Timestamp::from_unix_millis(row.try_get("acquired_unix_ms")?),
+                heartbeat_at: Timestamp::from_unix_millis(row.try_get("heartbeat_unix_ms")?),
+            },
+            Timestamp::now(),
+            timing,
+        ))
+    }
+
+    /// A holder read at `observed_at` (by the clock that wrote its heartbeat), with its
+    /// staleness judged: its process gone (same host), or no heartbeat for too long.
+    pub(crate) fn judged(row: HolderRow, observed_at: Timestamp, timing: LockTiming) -> Self {
+        let silent_for = observed_at.duration_since(row.heartbeat_at);
+        let staleness =
+            if row.host == host::current_host() && host::process_alive(row.pid) == Some(false) {
+                Staleness::ProcessGone
+            } else if silent_for > timing.stale_after {
+                Staleness::Silent {
+                    silent_for_ms: u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX),
+                }
+            } else {
+                Staleness::Live
+            };
+        Self {
+            lock_id: row.lock_id,
+            run_id: row.run_id,
+            purpose: row.purpose,
+            user: row.user,
+            host: row.host,
+            pid: row.pid,
+            acquired_at: row.acquired_at,
+            heartbeat_at: row.heartbeat_at,
             staleness,
             observed_at,
-        })
+        }
     }
+}
+
+/// `Ok` only when `force_unlock` names `holder`'s lock and that lock is stale (a take-over);
+/// otherwise the refusal: held, another lock's id, or not stale.
+pub(crate) fn refuse_unless_takeover(
+    deployment: &str,
+    holder: &LockHolder,
+    force_unlock: Option<&LockId>,
+) -> Result<(), JournalError> {
+    let deployment = deployment.to_owned();
+    let holder_box = || Box::new(holder.clone());
+    match force_unlock {
+        None => Err(JournalError::LockHeld {
+            deployment,
+            holder: holder_box(),
+        }),
+        Some(given) if *given != holder.lock_id => Err(JournalError::ForceUnlockMismatch {
+            deployment,
+            given: given.clone(),
+            holder: holder_box(),
+        }),
+        Some(_) if !holder.is_stale() => Err(JournalError::LockNotStale {
+            deployment,
+            holder: holder_box(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Runs `release` to completion on a helper thread with a runtime of its own (for `Drop`,
+/// which cannot await), and waits for it so the lock is gone when drop returns.
+pub(crate) fn release_on_helper_thread<F>(release: F)
+where
+    F: std::future::Future<Output = Result<(), JournalError>> + Send + 'static,
+{
+    let releaser = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let _ = runtime.block_on(release);
+    });
+    let _ = releaser.join();
+}
+
+/// A lock row as stored, before its staleness is judged.
+pub(crate) struct HolderRow {
+    pub(crate) lock_id: LockId,
+    pub(crate) run_id: RunId,
+    pub(crate) purpose: String,
+    pub(crate) user: String,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    pub(crate) acquired_at: Timestamp,
+    pub(crate) heartbeat_at: Timestamp,
 }
 
 impl fmt::Display for LockHolder {
@@ -197,6 +270,9 @@ pub(crate) struct LockToken {
     pub(crate) run_id: RunId,
     /// Set by the heartbeat when it finds the row gone or someone else's.
     pub(crate) lost: AtomicBool,
+    /// The same lock in the meta database server, once [`DeploymentLock::share`] took it:
+    /// every write checks it too.
+    pub(crate) shared: OnceLock<Arc<SharedFence>>,
 }
 
 /// The held deployment lock. Release it with [`DeploymentLock::release`]; dropping it releases
@@ -208,6 +284,7 @@ pub struct DeploymentLock {
     pub(crate) token: Arc<LockToken>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     released: bool,
+    shared: Mutex<Option<SharedLock>>,
 }
 
 impl DeploymentLock {
@@ -218,7 +295,53 @@ impl DeploymentLock {
             token,
             heartbeat: Some(heartbeat),
             released: false,
+            shared: Mutex::new(None),
         }
+    }
+
+    /// Takes the same lock (same lock id, run and purpose) in the deployment's meta database
+    /// server, under `key` (the deployment's rm database), so that it holds across machines.
+    /// `force_unlock` takes over a stale holder there, as [`Journal::acquire_lock`] does
+    /// locally. From then on every write is fenced by both, and [`DeploymentLock::release`]
+    /// releases both.
+    pub async fn share(
+        &self,
+        state: &SharedState,
+        key: &str,
+        purpose: LockPurpose,
+        force_unlock: Option<LockId>,
+    ) -> Result<(), JournalError> {
+        let request = |force_unlock: Option<LockId>| LockRequest {
+            run_id: self.token.run_id.clone(),
+            purpose,
+            force_unlock,
+        };
+        let deployment = self.journal.deployment();
+        let timing = self.journal.lock_timing();
+        let lock_id = &self.token.lock_id;
+        let first = request(force_unlock.clone());
+        let shared = match state
+            .acquire_lock(key, deployment, lock_id, &first, timing)
+            .await
+        {
+            // The operator already took this very lock over here (`--force-unlock` with its id,
+            // recorded in the journal) in an earlier command that stopped before reaching the
+            // server, e.g. a resume refused for a changed plan file: that take-over counts.
+            Err(JournalError::LockHeld { holder, .. })
+                if force_unlock.is_none()
+                    && holder.is_stale()
+                    && self.journal.took_over(&holder.lock_id).await? =>
+            {
+                let again = request(Some(holder.lock_id.clone()));
+                state
+                    .acquire_lock(key, deployment, lock_id, &again, timing)
+                    .await?
+            }
+            result => result?,
+        };
+        let _ = self.token.shared.set(shared.fence.clone());
+        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = Some(shared);
+        Ok(())
     }
 
     pub fn lock_id(&self) -> &LockId {
@@ -232,6 +355,7 @@ impl DeploymentLock {
     /// True once the heartbeat found the lock taken over (writes will fail with `LockLost`).
     pub fn is_lost(&self) -> bool {
         self.token.lost.load(Ordering::SeqCst)
+            || self.token.shared.get().is_some_and(|fence| fence.is_lost())
     }
 
     /// Stops the heartbeat and deletes the lock row (if it is still ours).
@@ -240,7 +364,16 @@ impl DeploymentLock {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
-        self.journal.delete_lock_row(&self.token.lock_id).await
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let local = self.journal.delete_lock_row(&self.token.lock_id).await;
+        if let Some(shared) = shared {
+            shared.release().await?;
+        }
+        local
     }
 }
 
@@ -252,20 +385,12 @@ impl Drop for DeploymentLock {
         if self.released {
             return;
         }
-        // Drop cannot await: release on a helper thread with its own runtime and connection,
-        // and wait for it so the lock is gone when drop returns.
+        // Drop cannot await: release on a helper thread with its own connection.
         let journal = self.journal.clone();
         let lock_id = self.token.lock_id.clone();
-        let releaser = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            let _ = runtime.block_on(journal.delete_lock_row_on_fresh_connection(&lock_id));
+        release_on_helper_thread(async move {
+            journal.delete_lock_row_on_fresh_connection(&lock_id).await
         });
-        let _ = releaser.join();
     }
 }
 
@@ -280,6 +405,176 @@ async fn heartbeat_loop(journal: Journal, token: Arc<LockToken>, every: Duration
             }
             // A busy or briefly unavailable database: try again at the next beat.
             Err(_) => {}
+        }
+    }
+}
+
+impl Journal {
+    /// Takes the deployment lock, or says who holds it. With `force_unlock` naming the current
+    /// holder's lock id, a *stale* lock is taken over (and the take-over recorded).
+    pub async fn acquire_lock(&self, request: LockRequest) -> Result<DeploymentLock, JournalError> {
+        let timing = self.lock_timing();
+        let mut transaction = self.immediate().await?;
+        let row = sqlx::query("SELECT * FROM deployment_lock WHERE singleton = 1")
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(|source| self.database_error(source))?;
+        let lock_id = LockId::generate();
+        let now = Timestamp::now();
+        let user = host::current_user();
+        let this_host = host::current_host();
+        if let Some(row) = row {
+            let holder =
+                LockHolder::from_row(&row, timing).map_err(|source| self.database_error(source))?;
+            refuse_unless_takeover(
+                &self.inner.deployment,
+                &holder,
+                request.force_unlock.as_ref(),
+            )?;
+            sqlx::query(
+                "INSERT INTO lock_takeovers (taken_at, old_lock_id, old_run_id, old_host, old_pid,
+                     old_heartbeat, new_lock_id, new_run_id, by_user, on_host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .bind(now.to_rfc3339())
+            .bind(holder.lock_id.as_str())
+            .bind(holder.run_id.as_str())
+            .bind(&holder.host)
+            .bind(i64::from(holder.pid))
+            .bind(holder.heartbeat_at.to_rfc3339())
+            .bind(lock_id.as_str())
+            .bind(request.run_id.as_str())
+            .bind(&user)
+            .bind(&this_host)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|source| self.database_error(source))?;
+            sqlx::query("DELETE FROM deployment_lock WHERE singleton = 1")
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.database_error(source))?;
+        }
+        sqlx::query(
+            "INSERT INTO deployment_lock (singleton, lock_id, run_id, purpose, user, host, pid,
+                 acquired_unix_ms, heartbeat_unix_ms)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .bind(lock_id.as_str())
+        .bind(request.run_id.as_str())
+        .bind(request.purpose.as_str())
+        .bind(&user)
+        .bind(&this_host)
+        .bind(i64::from(std::process::id()))
+        .bind(now.unix_millis())
+        .execute(&mut *transaction)
+        .await
+        .map_err(|source| self.database_error(source))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|source| self.database_error(source))?;
+        let token = Arc::new(LockToken {
+            lock_id,
+            run_id: request.run_id,
+            lost: AtomicBool::new(false),
+            shared: OnceLock::new(),
+        });
+        Ok(DeploymentLock::held(
+            self.clone(),
+            token,
+            timing.heartbeat_every,
+        ))
+    }
+
+    /// Who holds the lock now, if anyone (staleness judged at the time of reading).
+    pub async fn lock_holder(&self) -> Result<Option<LockHolder>, JournalError> {
+        let row = sqlx::query("SELECT * FROM deployment_lock WHERE singleton = 1")
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|source| self.database_error(source))?;
+        row.map(|row| LockHolder::from_row(&row, self.lock_timing()))
+            .transpose()
+            .map_err(|source| self.database_error(source))
+    }
+
+    /// Whether a lock with `lock_id` was taken over in this journal (`--force-unlock`).
+    pub(crate) async fn took_over(&self, lock_id: &LockId) -> Result<bool, JournalError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM lock_takeovers WHERE old_lock_id = ?1 LIMIT 1")
+                .bind(lock_id.as_str())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+        Ok(found.is_some())
+    }
+
+    /// Refreshes the heartbeat; `false` when the row is no longer this lock's.
+    pub(crate) async fn beat(&self, lock_id: &LockId) -> Result<bool, JournalError> {
+        let result = sqlx::query(
+            "UPDATE deployment_lock SET heartbeat_unix_ms = ?1 WHERE singleton = 1 AND lock_id = ?2",
+        )
+        .bind(Timestamp::now().unix_millis())
+        .bind(lock_id.as_str())
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|source| self.database_error(source))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub(crate) async fn delete_lock_row(&self, lock_id: &LockId) -> Result<(), JournalError> {
+        sqlx::query("DELETE FROM deployment_lock WHERE singleton = 1 AND lock_id = ?1")
+            .bind(lock_id.as_str())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(|source| self.database_error(source))?;
+        Ok(())
+    }
+
+    /// For `Drop`: a connection of its own, usable from another runtime.
+    pub(crate) async fn delete_lock_row_on_fresh_connection(
+        &self,
+        lock_id: &LockId,
+    ) -> Result<(), JournalError> {
+        let mut connection = self
+            .inner
+            .connect_options
+            .clone()
+            .connect()
+            .await
+            .map_err(|source| self.database_error(source))?;
+        sqlx::query("DELETE FROM deployment_lock WHERE singleton = 1 AND lock_id = ?1")
+            .bind(lock_id.as_str())
+            .execute(&mut connection)
+            .await
+            .map_err(|source| self.database_error(source))?;
+        connection
+            .close()
+            .await
+            .map_err(|source| self.database_error(source))
+    }
+
+    pub(crate) async fn check_lock(
+        &self,
+        transaction: &mut Transaction<'static, Sqlite>,
+        token: &LockToken,
+    ) -> Result<(), JournalError> {
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT lock_id FROM deployment_lock WHERE singleton = 1")
+                .fetch_optional(&mut **transaction)
+                .await
+                .map_err(|source| self.database_error(source))?;
+        if holder.as_deref() == Some(token.lock_id.as_str()) {
+            match token.shared.get() {
+                Some(fence) => fence.check(&self.inner.deployment).await,
+                None => Ok(()),
+            }
+        } else {
+            token.lost.store(true, Ordering::SeqCst);
+            Err(JournalError::LockLost {
+                deployment: self.inner.deployment.clone(),
+                lock_id: token.lock_id.clone(),
+                run_id: token.run_id.clone(),
+            })
         }
     }
 }

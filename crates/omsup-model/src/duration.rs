@@ -1,4 +1,7 @@
-//! Durations written the way people write them in config files: `90s`, `15m`, `2h`, `500ms`.
+//! Durations written the way people write them in config files: `90s`, `15m`, `2h`, `500ms`,
+//! `1m30s`. jiff's friendly-format parser does the parsing; omsup admits only its compact
+//! designators (`ms`, `s`, `m`, `h`), whole numbers and no sign or spaces, so a plan file reads
+//! the same everywhere (`15 minutes` and `-3s` are refused).
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,14 +10,15 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A [`Duration`] that reads and writes as `<number><unit>` with unit `ms`, `s`, `m` or `h`.
+/// A [`Duration`] that reads as one or more `<number><unit>` with unit `ms`, `s`, `m` or `h`
+/// (largest unit first, e.g. `1h30m`), and writes as one `<number><unit>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration `{input}`: expected a whole number followed by `ms`, `s`, `m` or `h`, like `90s` or `15m`"
+    "invalid duration `{input}`: expected whole numbers each followed by `ms`, `s`, `m` or `h`, largest first, like `90s`, `15m` or `1m30s`"
 )]
 pub struct DurationParseError {
     pub input: String,
@@ -37,20 +41,18 @@ impl FromStr for HumanDuration {
         let error = || DurationParseError {
             input: input.to_owned(),
         };
-        let digits_end = input
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(error)?;
-        let (number, unit) = input.split_at(digits_end);
-        let number: u64 = number.parse().map_err(|_| error())?;
-        let millis_per_unit = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(error()),
-        };
-        let millis = number.checked_mul(millis_per_unit).ok_or_else(error)?;
-        Ok(Self(Duration::from_millis(millis)))
+        // Only digits and the letters of `ms`, `s`, `m`, `h`: no sign, fraction, space or
+        // long unit name, which jiff's friendly format would also accept.
+        if !input
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'm' | b's' | b'h'))
+        {
+            return Err(error());
+        }
+        let parsed = jiff::fmt::friendly::SpanParser::new()
+            .parse_duration(input)
+            .map_err(|_| error())?;
+        Duration::try_from(parsed).map(Self).map_err(|_| error())
     }
 }
 
@@ -87,8 +89,8 @@ impl JsonSchema for HumanDuration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^[0-9]+(ms|s|m|h)$",
-            "description": "A duration: a whole number followed by `ms`, `s`, `m` or `h`, like `90s` or `15m`."
+            "pattern": "^([0-9]+(ms|s|m|h))+$",
+            "description": "A duration: whole numbers each followed by `ms`, `s`, `m` or `h`, largest unit first, like `90s`, `15m` or `1m30s`."
         })
     }
 }
@@ -112,12 +114,57 @@ mod tests {
     }
 
     #[test]
-    fn refuses_missing_or_unknown_units() {
-        for text in ["", "15", "m", "15 m", "1.5m", "15d", "-3s"] {
-            assert!(
-                text.parse::<HumanDuration>().is_err(),
-                "{text} must be refused"
+    fn compound_durations_parse_to_their_sum_and_print_in_one_unit() {
+        let cases = [
+            ("6s", 6_000, "6s"),
+            ("1m30s", 90_000, "90s"),
+            ("2h", 7_200_000, "2h"),
+            ("1h30m", 5_400_000, "90m"),
+            ("1s500ms", 1_500, "1500ms"),
+            ("0s", 0, "0s"),
+        ];
+        for (text, millis, printed) in cases {
+            let parsed: HumanDuration = text.parse().unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(parsed.0.as_millis(), millis, "{text}");
+            assert_eq!(parsed.to_string(), printed, "{text}");
+            assert_eq!(
+                printed.parse::<HumanDuration>().unwrap(),
+                parsed,
+                "{printed}"
             );
         }
+        assert_eq!(cases.len(), 6);
+    }
+
+    #[test]
+    fn refuses_missing_or_unknown_units_with_a_clear_error() {
+        let refused = [
+            "",
+            "15",
+            "m",
+            "15 m",
+            "1.5m",
+            "15d",
+            "-3s",
+            "+3s",
+            "15 minutes",
+            "3S",
+            "1h 30m",
+            "PT5M",
+            "s15",
+            "99999999999999999999h",
+        ];
+        for text in refused {
+            let error = text
+                .parse::<HumanDuration>()
+                .expect_err(&format!("`{text}` must be refused"));
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "invalid duration `{text}`: expected whole numbers each followed by `ms`, `s`, `m` or `h`, largest first, like `90s`, `15m` or `1m30s`"
+                )
+            );
+        }
+        assert_eq!(refused.len(), 14);
     }
 }

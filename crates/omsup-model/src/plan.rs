@@ -38,6 +38,9 @@ pub struct PlanFile {
     /// Host paths the old containers must mount (checked against what is observed); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
+    /// Where omsup keeps its state in the meta database server (the deployment lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSettings>,
     /// The regions of the deployment, each with its heartbeat database and nodes.
     #[serde(rename = "region")]
     #[schemars(length(min = 1))]
@@ -59,6 +62,19 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+(-[Cc][Ee])?$"))]
     pub current_version: Option<String>,
+}
+
+/// `[state]`: omsup's own state in the meta database server. The deployment lock always lives
+/// there (every operator reaches that server), so that one run per deployment holds across
+/// machines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StateSettings {
+    /// omsup's own database in the meta database server (default `omsup_state`), created on
+    /// first use; never one that omsup backs up or restores or that OMS migrates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_]+$"), length(min = 1, max = 64))]
+    pub database: Option<String>,
 }
 
 /// `[image]`
@@ -311,6 +327,10 @@ pub struct Node {
     /// TLS client files for a `tcp://` endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFiles>,
+    /// SSH client files for an `ssh://` endpoint (without them, ssh's own configuration
+    /// decides: `~/.ssh/config`, the agent, `~/.ssh/known_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshFiles>,
     /// The OMS container's name on this node (the old one; the new one takes it over).
     #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
     pub container: String,
@@ -332,6 +352,18 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Client key.
     pub key: PathBuf,
+}
+
+/// SSH client files for a Docker daemon reached over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SshFiles {
+    /// The private key to log in with (only this key is offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+    /// The known-hosts file holding the node's host key (checked strictly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl PlanFile {

@@ -22,6 +22,7 @@ pub fn validate(plan: &PlanFile) -> Vec<Finding> {
         &mut findings,
     );
     check_regions(plan, &mut findings);
+    check_state(plan, &mut findings);
     findings
 }
 
@@ -55,7 +56,9 @@ fn check_versions(plan: &PlanFile, findings: &mut Vec<Finding>) {
             .with_hint(format!("documented targets: {}", known.join(", "))),
         );
     }
-    if !plan.image.tag.contains(&target.numeric()) {
+    if let Some(invalid) = check_image_reference(&plan.image.tag) {
+        findings.push(invalid);
+    } else if !plan.image.tag.contains(&target.numeric()) {
         findings.push(
             Finding::warning(
                 "image-tag-version",
@@ -113,6 +116,47 @@ fn check_versions(plan: &PlanFile, findings: &mut Vec<Finding>) {
     }
 }
 
+/// `[image] tag` against Docker's image reference grammar (distribution/reference:
+/// `name[:tag][@digest]`, a lowercase repository path, a tag of at most 128 word characters,
+/// `.` and `-`), so that `docker load` and `docker create` cannot refuse it mid-upgrade.
+fn check_image_reference(tag: &str) -> Option<Finding> {
+    use container_image_dist_ref::err::Kind;
+    let error = container_image_dist_ref::ImgRef::new(tag).err()?;
+    let index: usize = error.index().into();
+    let part = match error.kind() {
+        Kind::TagTooLong | Kind::TagInvalidChar | Kind::TagMissing => "tag",
+        Kind::PortOrTagMissing | Kind::PortOrTagInvalidChar => "tag (or registry port)",
+        Kind::AlgorithmMissing
+        | Kind::InvalidOciAlgorithm
+        | Kind::AlgorithmInvalidNumericPrefix
+        | Kind::OciRegisteredAlgorithmWrongDigestLength
+        | Kind::AlgorithmInvalidChar
+        | Kind::AlgorithmTooLong
+        | Kind::EncodedMissing
+        | Kind::EncodedInvalidChar
+        | Kind::EncodedNonLowerHex
+        | Kind::OciRegisteredDigestInvalidChar
+        | Kind::EncodingTooShort
+        | Kind::EncodingTooLong => "digest",
+        _ => "repository name",
+    };
+    let at = match tag.get(index..).and_then(|rest| rest.chars().next()) {
+        Some(character) => format!("{character:?} at offset {index}"),
+        None => "the end".to_owned(),
+    };
+    Some(
+        Finding::error(
+            "invalid-image-reference",
+            FieldPath::root().key("image").key("tag"),
+            format!("`{tag}` is not a valid Docker image reference: its {part} is invalid at {at}"),
+        )
+        .with_hint(
+            "write `repository:tag` with a lowercase repository and a tag of letters, digits, \
+             `_`, `.` and `-`, e.g. `oms:feature_4.2.9-ce`",
+        ),
+    )
+}
+
 fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
     let meta = FieldPath::root().key("meta_db");
     let db = &plan.meta_db;
@@ -163,6 +207,55 @@ fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
                 db.cm
             ),
         ));
+    }
+}
+
+/// `[state] database` is omsup's own: not rm, cm or a heartbeat database (omsup backs those up
+/// and restores them, OMS migrates them).
+fn check_state(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let Some(database) = plan
+        .state
+        .as_ref()
+        .and_then(|state| state.database.as_ref())
+    else {
+        return;
+    };
+    let path = FieldPath::root().key("state").key("database");
+    let valid = !database.is_empty()
+        && database.len() <= 64
+        && database
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        findings.push(
+            Finding::error(
+                "state-database",
+                path,
+                format!("`{database}` cannot name omsup's state database"),
+            )
+            .with_hint("use letters, digits and `_` (at most 64), like `omsup_state`"),
+        );
+        return;
+    }
+    let taken = [("rm", &plan.meta_db.rm), ("cm", &plan.meta_db.cm)]
+        .into_iter()
+        .map(|(what, name)| (what.to_owned(), name))
+        .chain(plan.regions.iter().map(|region| {
+            (
+                format!("region `{}`'s heartbeat", region.name),
+                &region.cm_hb,
+            )
+        }))
+        .find(|(_, name)| name.eq_ignore_ascii_case(database));
+    if let Some((what, _)) = taken {
+        findings.push(
+            Finding::error(
+                "state-database",
+                path,
+                format!("`{database}` is the {what} database; omsup's state needs a database of its own"),
+            )
+            .with_hint("omsup backs up and restores the OMS databases: keep its lock elsewhere, e.g. `omsup_state`"),
+        );
     }
 }
 
@@ -404,6 +497,26 @@ fn check_node(
             check_absolute(value, path.clone().key("tls").key(key), findings);
         }
     }
+    if let Some(ssh) = &node.ssh {
+        if !matches!(node.docker.parse(), Ok(DockerEndpoint::Ssh { .. })) {
+            findings.push(
+                Finding::error(
+                    "ssh-without-ssh",
+                    path.clone().key("ssh"),
+                    "`ssh` files only apply to an `ssh://` Docker endpoint",
+                )
+                .at_key(),
+            );
+        }
+        for (key, value) in [
+            ("identity", &ssh.identity),
+            ("known_hosts", &ssh.known_hosts),
+        ] {
+            if let Some(value) = value {
+                check_absolute(value, path.clone().key("ssh").key(key), findings);
+            }
+        }
+    }
     if let Some(overrides) = &node.container_overrides {
         check_container_options(overrides, path.clone().key("container_overrides"), findings);
     }
@@ -426,12 +539,64 @@ mod tests {
     }
 
     #[test]
+    fn the_state_database_is_omsups_own() {
+        let mut plan = example();
+        assert!(!codes(&plan).contains(&"state-database"));
+        let cases = [
+            (plan.meta_db.rm.clone(), true),
+            (plan.meta_db.cm.clone(), true),
+            (plan.regions[0].cm_hb.clone(), true),
+            ("omsup-state".to_owned(), true),
+            ("omsup_state".to_owned(), false),
+        ];
+        for (database, refused) in &cases {
+            plan.state = Some(crate::plan::StateSettings {
+                database: Some(database.clone()),
+            });
+            assert_eq!(
+                codes(&plan).contains(&"state-database"),
+                *refused,
+                "`{database}`"
+            );
+        }
+        assert_eq!(cases.len(), 5);
+    }
+
+    #[test]
     fn the_example_has_no_errors() {
         let errors: Vec<_> = validate(&example())
             .into_iter()
             .filter(|f| f.severity == crate::Severity::Error)
             .collect();
         assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn image_references_follow_dockers_grammar() {
+        for valid in [
+            "oms:feature_4.2.9-ce",
+            "registry.local:5000/oms/oms:feature_4.2.9-ce",
+            "oms@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(check_image_reference(valid), None, "{valid}");
+        }
+        for (invalid, part) in [
+            ("oms feature", "repository name"),
+            ("OMS:feature_4.2.9-ce", "repository name"),
+            ("oms:feature 4.2.9", "tag"),
+            ("oms:", "tag"),
+            ("", "repository name"),
+        ] {
+            let finding = check_image_reference(invalid)
+                .unwrap_or_else(|| panic!("`{invalid}` must be refused"));
+            assert_eq!(finding.code, "invalid-image-reference");
+            assert_eq!(finding.severity, crate::Severity::Error);
+            assert!(
+                finding.message.contains(part),
+                "{invalid}: {}",
+                finding.message
+            );
+        }
     }
 
     #[test]

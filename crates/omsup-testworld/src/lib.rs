@@ -1,10 +1,12 @@
-//! The test world: real services (MariaDB, one Docker daemon per node), the OMS simulator's
+//! The test world: real services (MariaDB, one host per node with its own Docker daemon, SSH and
+//! TLS endpoints), the OMS simulator's
 //! images, and deployed OMS worlds, for omsup's tests, the demo and the benchmarks.
 //!
 //! Nothing here is a mock: a world is simulator containers on real daemons writing into a
 //! real MariaDB. Tests that need it fail loudly (see [`Error::ServicesMissing`]) when the
 //! services are not running, with the command that starts them.
 
+pub mod hosts;
 pub mod services;
 pub mod world;
 

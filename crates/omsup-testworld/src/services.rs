@@ -1,6 +1,8 @@
-//! The test services: Docker daemons (the primary one, plus one `dockerd` per additional node,
-//! each with its own socket, data root, exec root and pid file) and a MariaDB server with a
-//! test administrator whose password is generated once and kept in a 0600 file.
+//! The test services: one node host per test node (a network namespace with its own address,
+//! `dockerd`, `sshd` and TLS listener; see [`crate::hosts`]), a MariaDB server with a test
+//! administrator whose password is generated once and kept in a 0600 file, and a forwarder
+//! that makes it reachable from the node hosts at the bridge's address. The primary Docker
+//! daemon builds the simulator images.
 //!
 //! [`ensure`] is idempotent and safe to call from parallel tests and processes (a file lock
 //! serialises it): it installs what is missing from Debian's packages, starts what does not
@@ -12,26 +14,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::hosts::{self, ClientFiles, NodeHost};
 use crate::{Error, Result};
 
 /// Where the services keep their state (daemon data roots, logs, the password file).
 pub const STATE_DIR: &str = "/var/lib/omsup-testworld";
-/// Where the extra daemons' sockets and exec roots live.
+/// Where the node hosts' sockets, exec roots and pid files live.
 pub const RUN_DIR: &str = "/run/omsup-testworld";
-/// The primary Docker daemon's socket (node 1).
+/// The primary Docker daemon's socket (it builds the simulator images).
 pub const PRIMARY_SOCKET: &str = "/var/run/docker.sock";
-/// How many nodes the services support by default (node 1 on the primary daemon).
+/// How many node hosts the services start by default.
 pub const DEFAULT_NODES: usize = 4;
 /// The test administrator of the meta database.
 pub const META_USER: &str = "omsup_test";
 pub const META_HOST: &str = "127.0.0.1";
 pub const META_PORT: u16 = 3306;
+/// The pid file of the forwarder from the bridge's address to MariaDB.
+const META_FORWARDER_PID_FILE: &str = "meta-forwarder.pid";
 
 /// What the services offer once they answer.
 #[derive(Debug, Clone)]
 pub struct Services {
-    /// Docker socket per node: index 0 is node 1 (the primary daemon).
+    /// The node hosts: index 0 is node 1.
+    pub hosts: Vec<NodeHost>,
+    /// Docker socket per node host: index 0 is node 1.
     pub node_sockets: Vec<PathBuf>,
+    /// The client's TLS and SSH files.
+    pub client: ClientFiles,
+    /// The meta database as the operator and the node hosts reach it (the bridge's address).
     pub meta_host: String,
     pub meta_port: u16,
     pub meta_user: String,
@@ -57,65 +67,34 @@ impl Services {
     }
 }
 
-fn node_socket(node: usize) -> PathBuf {
-    if node == 1 {
-        PathBuf::from(PRIMARY_SOCKET)
-    } else {
-        Path::new(RUN_DIR).join(format!("node{node}.sock"))
-    }
-}
-
 /// The services as they should be, without starting anything: for tests to check and fail
 /// loudly with a hint when something is missing.
 pub fn expected(nodes: usize) -> Services {
+    let hosts: Vec<NodeHost> = (1..=nodes).map(NodeHost::new).collect();
     Services {
-        node_sockets: (1..=nodes).map(node_socket).collect(),
-        meta_host: META_HOST.to_owned(),
+        node_sockets: hosts.iter().map(|h| h.socket.clone()).collect(),
+        hosts,
+        client: ClientFiles::expected(),
+        meta_host: hosts::BRIDGE_ADDRESS.to_owned(),
         meta_port: META_PORT,
         meta_user: META_USER.to_owned(),
         meta_password_file: Path::new(STATE_DIR).join("meta.password"),
     }
 }
 
-/// Every node daemon socket that exists: the primary one, then `node<k>.sock` by `k` (used by
-/// `world down`, which must find a world's containers however many nodes it had).
-pub fn existing_node_sockets() -> Vec<PathBuf> {
-    let mut numbered: Vec<(usize, PathBuf)> = std::fs::read_dir(RUN_DIR)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let number = name
-                        .strip_prefix("node")?
-                        .strip_suffix(".sock")?
-                        .parse()
-                        .ok()?;
-                    Some((number, entry.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    numbered.sort();
-    std::iter::once(PathBuf::from(PRIMARY_SOCKET))
-        .chain(numbered.into_iter().map(|(_, path)| path))
-        .collect()
-}
-
 /// Checks that the services answer; the error says what is missing and how to start it.
 pub fn check(nodes: usize) -> Result<Services> {
     let services = expected(nodes);
-    for socket in &services.node_sockets {
-        if !docker_answers(socket) {
-            return Err(Error::ServicesMissing(format!(
-                "no Docker daemon answers on `{}`",
-                socket.display()
-            )));
-        }
-    }
-    if !mariadb_answers() {
+    hosts::check(nodes)?;
+    if !mariadb_answers(META_HOST) {
         return Err(Error::ServicesMissing(format!(
             "no MariaDB answers on {META_HOST}:{META_PORT}"
+        )));
+    }
+    if !mariadb_answers(hosts::BRIDGE_ADDRESS) {
+        return Err(Error::ServicesMissing(format!(
+            "the meta database is not reachable from the node hosts at {}:{META_PORT}",
+            hosts::BRIDGE_ADDRESS
         )));
     }
     if !services.meta_password_file.is_file() {
@@ -127,8 +106,8 @@ pub fn check(nodes: usize) -> Result<Services> {
     Ok(services)
 }
 
-/// Installs, starts and waits for everything; idempotent; serialised by a file lock.
-pub fn ensure(nodes: usize) -> Result<Services> {
+/// Takes the services' file lock (released when the file is dropped).
+pub(crate) fn lock() -> Result<std::fs::File> {
     std::fs::create_dir_all(STATE_DIR)
         .map_err(|e| Error::io(format!("cannot create {STATE_DIR}"), e))?;
     let lock_path = Path::new(STATE_DIR).join("services.lock");
@@ -136,36 +115,43 @@ pub fn ensure(nodes: usize) -> Result<Services> {
         .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
     lock.lock()
         .map_err(|e| Error::io("cannot lock the services".to_owned(), e))?;
+    Ok(lock)
+}
+
+/// Installs, starts and waits for everything; idempotent; serialised by a file lock.
+pub fn ensure(nodes: usize) -> Result<Services> {
+    let _lock = lock()?;
     if let Ok(services) = check(nodes) {
         return Ok(services);
     }
     ensure_debian_packages(&[
         ("dockerd", "docker.io"),
+        ("docker", "docker.io"),
         ("mariadbd", "mariadb-server"),
         ("mariadb", "mariadb-client"),
         ("busybox", "busybox-static"),
+        ("sshd", "openssh-server"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+        ("openssl", "openssl"),
+        ("socat", "socat"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
     ])?;
     ensure_primary_docker()?;
-    for node in 2..=nodes {
-        ensure_node_docker(node)?;
-    }
+    hosts::ensure(nodes)?;
     ensure_mariadb()?;
     ensure_meta_user()?;
+    ensure_meta_forwarder()?;
     check(nodes)
 }
 
-/// Stops the extra daemons, and MariaDB when [`ensure`] started it; leaves the primary Docker
-/// daemon running. Idempotent.
+/// Stops the node hosts (and removes their namespaces and links), the forwarder, and MariaDB
+/// when [`ensure`] started it; leaves the primary Docker daemon running. Idempotent.
 pub fn down() -> Result<Vec<String>> {
-    let mut stopped = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(RUN_DIR) {
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|entry| entry.file_name());
-        for entry in entries {
-            if stop_by_pid_file(&entry.path().join("docker.pid")) {
-                stopped.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
+    let mut stopped = hosts::down();
+    if stop_by_pid_file(&Path::new(STATE_DIR).join(META_FORWARDER_PID_FILE)) {
+        stopped.push("meta forwarder".to_owned());
     }
     let mariadb_marker = Path::new(STATE_DIR).join(MARIADB_PID_FILE);
     if stop_by_pid_file(&mariadb_marker) {
@@ -180,7 +166,7 @@ const MARIADB_PID_FILE: &str = "mariadb.started.pid";
 
 /// Sends SIGTERM to the process named by `pid_file` and waits (up to 30 s) for it to exit;
 /// false when there was no such live process.
-fn stop_by_pid_file(pid_file: &Path) -> bool {
+pub(crate) fn stop_by_pid_file(pid_file: &Path) -> bool {
     let Ok(pid) = std::fs::read_to_string(pid_file) else {
         return false;
     };
@@ -230,7 +216,7 @@ fn command_exists(command: &str) -> bool {
     .any(|dir| Path::new(dir).join(command).is_file())
 }
 
-fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -256,7 +242,7 @@ fn docker_answers(socket: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn wait_until(
+pub(crate) fn wait_until(
     what: &str,
     log: &Path,
     timeout: Duration,
@@ -282,7 +268,7 @@ fn wait_until(
 }
 
 /// Starts `command` detached from us (own process group), output to `log`; returns its pid.
-fn spawn_detached(command: &mut Command, log: &Path) -> Result<u32> {
+pub(crate) fn spawn_detached(command: &mut Command, log: &Path) -> Result<u32> {
     use std::os::unix::process::CommandExt as _;
     let file = std::fs::File::create(log)
         .map_err(|e| Error::io(format!("cannot create {}", log.display()), e))?;
@@ -316,73 +302,9 @@ fn ensure_primary_docker() -> Result<()> {
     )
 }
 
-fn ensure_node_docker(node: usize) -> Result<()> {
-    let socket = node_socket(node);
-    if docker_answers(&socket) {
-        return Ok(());
-    }
-    let state = Path::new(STATE_DIR).join(format!("node{node}"));
-    let run = Path::new(RUN_DIR).join(format!("node{node}"));
-    for dir in [&state, &run] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    }
-    // An empty config file, so the primary daemon's /etc/docker/daemon.json does not clash
-    // with our flags.
-    let config = state.join("daemon.json");
-    std::fs::write(&config, "{}\n")
-        .map_err(|e| Error::io(format!("cannot write {}", config.display()), e))?;
-    let _ = std::fs::remove_file(&socket);
-    let log = state.join("dockerd.log");
-    let mut last_error = None;
-    for driver in ["fuse-overlayfs", "overlay2", "vfs"] {
-        if driver == "fuse-overlayfs" && !command_exists("fuse-overlayfs") {
-            continue;
-        }
-        eprintln!("services: starting dockerd for node {node} ({driver})");
-        spawn_detached(
-            Command::new("dockerd")
-                .arg("--config-file")
-                .arg(&config)
-                .arg("--host")
-                .arg(format!("unix://{}", socket.display()))
-                .arg("--data-root")
-                .arg(state.join("docker"))
-                .arg("--exec-root")
-                .arg(run.join("exec"))
-                .arg("--pidfile")
-                .arg(run.join("docker.pid"))
-                .args([
-                    "--bridge",
-                    "none",
-                    "--iptables=false",
-                    "--ip-masq=false",
-                    "--storage-driver",
-                    driver,
-                ]),
-            &log,
-        )?;
-        match wait_until(
-            &format!("dockerd for node {node}"),
-            &log,
-            Duration::from_secs(45),
-            || docker_answers(&socket),
-        ) {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                if let Ok(pid) = std::fs::read_to_string(run.join("docker.pid")) {
-                    let _ = Command::new("kill").arg(pid.trim()).status();
-                }
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| Error::ServicesMissing("no storage driver to try".into())))
-}
-
-fn mariadb_answers() -> bool {
+fn mariadb_answers(host: &str) -> bool {
     TcpStream::connect_timeout(
-        &format!("{META_HOST}:{META_PORT}")
+        &format!("{host}:{META_PORT}")
             .parse()
             .expect("a valid address"),
         Duration::from_millis(500),
@@ -391,7 +313,7 @@ fn mariadb_answers() -> bool {
 }
 
 fn ensure_mariadb() -> Result<()> {
-    if mariadb_answers() {
+    if mariadb_answers(META_HOST) {
         return Ok(());
     }
     let datadir = Path::new("/var/lib/mysql");
@@ -415,7 +337,37 @@ fn ensure_mariadb() -> Result<()> {
     let marker = Path::new(STATE_DIR).join(MARIADB_PID_FILE);
     std::fs::write(&marker, format!("{pid}\n"))
         .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
-    wait_until("MariaDB", &log, Duration::from_secs(60), mariadb_answers)
+    wait_until("MariaDB", &log, Duration::from_secs(60), || {
+        mariadb_answers(META_HOST)
+    })
+}
+
+/// Makes MariaDB (on this machine's loopback) reachable at the bridge's address, where the
+/// node hosts and omsup reach it, as a meta database on another host would be.
+fn ensure_meta_forwarder() -> Result<()> {
+    if mariadb_answers(hosts::BRIDGE_ADDRESS) {
+        return Ok(());
+    }
+    let log = Path::new(STATE_DIR).join("meta-forwarder.log");
+    eprintln!(
+        "services: forwarding {}:{META_PORT} to MariaDB",
+        hosts::BRIDGE_ADDRESS
+    );
+    let pid = spawn_detached(
+        Command::new("socat")
+            .arg(format!(
+                "TCP-LISTEN:{META_PORT},bind={},reuseaddr,fork",
+                hosts::BRIDGE_ADDRESS
+            ))
+            .arg(format!("TCP:{META_HOST}:{META_PORT}")),
+        &log,
+    )?;
+    let pid_file = Path::new(STATE_DIR).join(META_FORWARDER_PID_FILE);
+    std::fs::write(&pid_file, format!("{pid}\n"))
+        .map_err(|e| Error::io(format!("cannot write {}", pid_file.display()), e))?;
+    wait_until("the meta forwarder", &log, Duration::from_secs(20), || {
+        mariadb_answers(hosts::BRIDGE_ADDRESS)
+    })
 }
 
 /// Creates the test administrator (random password, kept in a 0600 file) if it is missing.

@@ -1,8 +1,11 @@
-//! A deployed OMS world on demand: N simulator nodes, each on its own Docker daemon with its
-//! own loopback IP (every node serves the documented ports on its own address through host
-//! networking, as in production), a meta database with names unique to the world (so tests run
-//! in parallel), seeded with realistic rows, one config.yaml per node, and the plan file that
-//! describes it all.
+//! A deployed OMS world on demand: N simulator nodes, node k on node host k (its own network
+//! namespace, Docker daemon, SSH and TLS endpoints; see [`crate::hosts`]) with an address of its
+//! own on that host (every node serves the documented ports on its own address through host
+//! networking, as in production; worlds share the hosts, each with its own addresses), a meta
+//! database with names unique to the world (so tests run in parallel), seeded with realistic
+//! rows, one config.yaml per node, and the plan file that describes it all. The plan reaches
+//! the nodes as an operator would: by default some over SSH, some over TCP with TLS
+//! ([`Transports::Mixed`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ use omsup_model::plan;
 use sqlx::{AssertSqlSafe, MySqlPool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::hosts::{self, NodeHost};
 use crate::services::{self, Services};
 use crate::{Error, Result};
 
@@ -46,6 +50,53 @@ pub struct WorldSpec {
     pub with_oms_version_row: bool,
     pub projects: usize,
     pub heartbeat_rows_per_region: usize,
+    /// How the plan file reaches the nodes.
+    pub transports: Transports,
+    /// True: the world's nodes get hosts of their own (started with the world, removed with
+    /// it), for tests that cut a node's link or restart its daemon without touching other
+    /// worlds. False: the shared hosts of the services.
+    pub private_hosts: bool,
+}
+
+/// How a world's plan file reaches its nodes' daemons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transports {
+    /// Odd nodes over SSH (node 1 on port 2222, node 3 on 22, ...), even nodes over TCP with
+    /// TLS: the remote transports a real deployment uses.
+    #[default]
+    Mixed,
+    /// Every node over SSH.
+    Ssh,
+    /// Every node over TCP with TLS.
+    Tls,
+    /// Every node's local unix socket: only for quick unit-level tests.
+    Unix,
+}
+
+/// The endpoint one node's plan entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeTransport {
+    Ssh { port: u16 },
+    Tls,
+    Unix,
+}
+
+impl Transports {
+    fn of_node(self, index: usize) -> NodeTransport {
+        let ssh = NodeTransport::Ssh {
+            port: if index % 4 == 1 {
+                hosts::SSH_PORTS[1]
+            } else {
+                hosts::SSH_PORTS[0]
+            },
+        };
+        match self {
+            Self::Mixed if index % 2 == 1 => ssh,
+            Self::Mixed | Self::Tls => NodeTransport::Tls,
+            Self::Ssh => ssh,
+            Self::Unix => NodeTransport::Unix,
+        }
+    }
 }
 
 impl WorldSpec {
@@ -63,6 +114,8 @@ impl WorldSpec {
             with_oms_version_row: true,
             projects: 50,
             heartbeat_rows_per_region: 5_000,
+            transports: Transports::default(),
+            private_hosts: false,
         }
     }
 
@@ -74,10 +127,16 @@ impl WorldSpec {
 /// One deployed node.
 #[derive(Debug, Clone)]
 pub struct WorldNode {
-    /// 1-based; node k runs on daemon k.
+    /// 1-based; node k runs on host k.
     pub index: usize,
+    /// The node's own address (on its host).
     pub ip: String,
     pub region: String,
+    /// The host the node runs on.
+    pub host: NodeHost,
+    /// How the plan file reaches the node's daemon.
+    pub transport: NodeTransport,
+    /// The host daemon's unix socket (the harness's own way in).
     pub docker_socket: PathBuf,
     /// Host directory holding this node's mounts (`conf/config.yaml`, `logs`, `store`, `run`).
     pub dir: PathBuf,
@@ -113,6 +172,15 @@ impl WorldNode {
 
     pub fn docker(&self) -> Result<Docker> {
         connect_docker(&self.docker_socket)
+    }
+
+    /// The endpoint the plan file names for this node.
+    pub fn endpoint(&self) -> String {
+        match self.transport {
+            NodeTransport::Ssh { port } => self.host.ssh_url(port),
+            NodeTransport::Tls => self.host.tls_url(),
+            NodeTransport::Unix => self.host.unix_url(),
+        }
     }
 }
 
@@ -204,10 +272,35 @@ fn allocate_world_number() -> Result<u64> {
     Ok(number)
 }
 
-/// Node `k` (1-based) of world `number`: `127.<a>.<b>.<k+1>`, never `127.0.0.x`.
+/// The most nodes a world may have.
+pub const MAX_WORLD_NODES: usize = 14;
+
+/// Node `k` (1-based, up to [`MAX_WORLD_NODES`]) of world `number`: an address on the hosts'
+/// network above `10.77.16.0` (the hosts themselves are `10.77.0.x`); 3,840 worlds before an
+/// address comes back.
 fn node_ip(number: u64, k: usize) -> String {
-    let slot = number % 50_000;
-    format!("127.{}.{}.{}", 1 + slot / 250, slot % 250, k + 1)
+    let slot = number % 3_840;
+    format!("10.77.{}.{}", 16 + slot / 16, (slot % 16) * 16 + k as u64)
+}
+
+/// The private hosts world `id` (`w<number>`) may have had.
+pub fn world_private_hosts(id: &str) -> Vec<NodeHost> {
+    id.strip_prefix('w')
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|number| {
+            (1..=hosts::PRIVATE_HOSTS_PER_WORLD)
+                .map(|k| hosts::private_host(number, k))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every address world `id` (`w<number>`) may have put on a host.
+pub fn world_addresses(id: &str) -> Vec<String> {
+    id.strip_prefix('w')
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|number| (1..=MAX_WORLD_NODES).map(|k| node_ip(number, k)).collect())
+        .unwrap_or_default()
 }
 
 /// Connects to the meta database as the test administrator.
@@ -228,6 +321,11 @@ pub async fn meta_pool(services: &Services) -> Result<MySqlPool> {
 impl World {
     /// Deploys a world. Fails loudly, with a hint, when the services or images are missing.
     pub async fn up(spec: WorldSpec) -> Result<World> {
+        if spec.node_count() > MAX_WORLD_NODES {
+            return Err(Error::Seed(format!(
+                "a world has at most {MAX_WORLD_NODES} nodes"
+            )));
+        }
         let services = services::check(spec.node_count())?;
         for version in [&spec.version, &spec.target_version] {
             if !image_package(version).is_file() {
@@ -239,6 +337,20 @@ impl World {
         }
         let number = allocate_world_number()?;
         let id = format!("w{number}");
+        let mut services = services;
+        if spec.private_hosts {
+            if spec.node_count() > hosts::PRIVATE_HOSTS_PER_WORLD {
+                return Err(Error::Seed(format!(
+                    "a world with private hosts has at most {} nodes",
+                    hosts::PRIVATE_HOSTS_PER_WORLD
+                )));
+            }
+            services.hosts = (1..=spec.node_count())
+                .map(|k| hosts::private_host(number, k))
+                .collect();
+            services.node_sockets = services.hosts.iter().map(|h| h.socket.clone()).collect();
+            hosts::ensure_private(&services.hosts)?;
+        }
         let base = std::env::temp_dir().join("omsup-worlds");
         let dir = base.join(&id);
         let _ = std::fs::remove_dir_all(&dir);
@@ -269,11 +381,14 @@ impl World {
                 } else {
                     vec![ip.clone()]
                 };
+                let host = services.hosts[index - 1].clone();
                 nodes.push(WorldNode {
                     index,
                     ip: ip.clone(),
                     region: region.name.clone(),
-                    docker_socket: services.node_sockets[index - 1].clone(),
+                    transport: spec.transports.of_node(index),
+                    docker_socket: host.socket.clone(),
+                    host,
                     dir: dir.join(format!("node{index}")),
                     cm_nodes,
                 });
@@ -315,6 +430,9 @@ impl World {
                 .map_err(sql_error("cannot create a world database"))?;
         }
         let password = self.services.meta_password()?;
+        for node in &self.nodes {
+            hosts::add_address(&node.host, &node.ip)?;
+        }
         for (position, node) in self.nodes.iter().enumerate() {
             for sub in ["conf", "logs", "store", "run"] {
                 std::fs::create_dir_all(node.dir.join(sub))
@@ -566,8 +684,18 @@ impl World {
                     .filter(|n| n.region == region.name)
                     .map(|n| plan::Node {
                         ip: n.ip.clone(),
-                        docker: format!("unix://{}", n.docker_socket.display()),
-                        tls: None,
+                        docker: n.endpoint(),
+                        tls: (n.transport == NodeTransport::Tls).then(|| plan::TlsFiles {
+                            ca: self.services.client.tls_ca.clone(),
+                            cert: self.services.client.tls_cert.clone(),
+                            key: self.services.client.tls_key.clone(),
+                        }),
+                        ssh: matches!(n.transport, NodeTransport::Ssh { .. }).then(|| {
+                            plan::SshFiles {
+                                identity: Some(self.services.client.ssh_identity.clone()),
+                                known_hosts: Some(self.services.client.ssh_known_hosts.clone()),
+                            }
+                        }),
                         container: self.container.clone(),
                         container_overrides: None,
                         mounts: None,
@@ -611,6 +739,7 @@ impl World {
                 ..Default::default()
             },
             mounts: None,
+            state: None,
             regions,
         };
         let text = toml::to_string(&plan_file)
@@ -706,7 +835,12 @@ impl World {
     /// Removes the world's containers on every daemon, drops its databases, deletes its dir.
     pub async fn down(&self) -> Result<()> {
         for node in &self.nodes {
-            remove_named(&node.docker()?, &self.container).await?;
+            if self.spec.private_hosts {
+                hosts::remove(&node.host);
+            } else {
+                remove_named(&node.docker()?, &self.container).await?;
+                hosts::remove_address(&node.host, &node.ip);
+            }
         }
         let pool = self.meta_pool().await?;
         for database in self.databases() {
@@ -883,6 +1017,47 @@ pub async fn wait_healthy(ip: &str, timeout: Duration) -> Result<()> {
     )))
 }
 
+/// Polls `check` every 100 ms until it gives a value, for at most `timeout`: how tests wait for
+/// a condition instead of sleeping a fixed time. Panics naming `what` on timeout.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "waited {timeout:?} for {what}, in vain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl WorldNode {
+    /// The simulator's store file on this node (appended to while OMS runs).
+    pub fn store_file(&self) -> PathBuf {
+        self.store_dir().join(&self.ip).join("store.dat")
+    }
+
+    /// Polls until the store file holds more than `than` bytes, and returns its text.
+    pub async fn wait_store_longer_than(&self, than: usize, timeout: Duration) -> String {
+        let file = self.store_file();
+        poll_until(
+            &format!("{} to grow past {than} bytes", file.display()),
+            timeout,
+            || {
+                let text = std::fs::read_to_string(&file).ok();
+                async move { text.filter(|text| text.len() > than) }
+            },
+        )
+        .await
+    }
+}
+
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -902,14 +1077,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_ips_are_distinct_per_world_and_node_and_avoid_127_0_0() {
+    fn node_ips_are_distinct_per_world_and_node_and_avoid_the_hosts_addresses() {
         let mut seen = std::collections::BTreeSet::new();
-        for world in [1, 2, 249, 250, 251, 49_999] {
-            for node in 1..=4 {
+        for world in [1, 2, 15, 16, 17, 249, 250, 3_839] {
+            for node in 1..=MAX_WORLD_NODES {
                 let ip = node_ip(world, node);
-                assert!(!ip.starts_with("127.0.0."), "{ip}");
+                let octets: Vec<u64> = ip.split('.').map(|o| o.parse().unwrap()).collect();
+                assert_eq!(octets[..2], [10, 77], "{ip}");
+                assert!((16..=255).contains(&octets[2]), "{ip}");
+                assert!((1..=254).contains(&octets[3]), "{ip}");
                 assert!(seen.insert(ip.clone()), "{ip} allocated twice");
             }
         }
+        assert_eq!(seen.len(), 8 * MAX_WORLD_NODES);
+        assert_eq!(
+            world_addresses("w17").first().map(String::as_str),
+            Some("10.77.17.17")
+        );
     }
 }

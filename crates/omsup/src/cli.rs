@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::exit_codes;
 use crate::style::ColorChoice;
 
 const ABOUT: &str =
@@ -25,7 +26,7 @@ const AFTER_HELP: &str = concat!(
 );
 
 #[derive(Debug, Parser)]
-#[command(name = "omsup", version, about = ABOUT, after_help = format!("{AFTER_HELP}{}", crate::exit_codes::HELP_TABLE))]
+#[command(name = "omsup", version = crate::VERSION, about = ABOUT, after_help = format!("{AFTER_HELP}{}", exit_codes::help_table(exit_codes::ROOT)))]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -55,25 +56,313 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate plan files offline: schema, semantics, upgrade path
+    /// Write a plan file from the running deployment (reads only; never changes anything)
     #[command(
-        after_help = "Examples:\n  omsup lint plans/*.toml\n  omsup lint --format github plans/*.toml\n\nExit codes:\n  0  no findings at error level (warnings may have been printed)\n  1  at least one finding at error level\n  2  usage error, or a file that cannot be read"
+        after_help = help::INIT.render(),
+        long_about = "Write a plan file from the running deployment.\n\nReads only: it connects to each given Docker daemon, inspects the OMS container and reads its config.yaml (the meta password in it is never copied). It never changes anything: no container, image or database is touched."
     )]
+    Init(Box<InitArgs>),
+    /// Validate plan files offline: schema, semantics, upgrade path
+    #[command(after_help = help::LINT.render())]
     Lint(LintArgs),
     /// Observe the deployment, diff it against the plan file, and show the steps
+    #[command(after_help = help::PLAN.render())]
     Plan(PlanArgs),
     /// Execute a plan (a plan file, re-planned, or a saved plan)
+    #[command(after_help = help::APPLY.render())]
     Apply(ApplyArgs),
     /// Continue an interrupted run from its journal
+    #[command(after_help = help::RESUME.render())]
     Resume(ResumeArgs),
     /// Undo a run, from any point, back to the state before it
+    #[command(after_help = help::ROLLBACK.render())]
     Rollback(RollbackArgs),
     /// Show the current or last run, step by step
+    #[command(after_help = help::STATUS.render())]
     Status(StateArgs),
     /// Show every run recorded in the journal
+    #[command(after_help = help::HISTORY.render())]
     History(StateArgs),
-    /// Print the step graph as DOT
+    /// Print the step graph as DOT (from a plan file, or a saved plan without observing)
+    #[command(after_help = help::GRAPH.render())]
     Graph(GraphArgs),
+    /// Write one journaled run as a self-contained HTML page (a timeline by lane)
+    #[command(after_help = help::REPORT.render())]
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = help::COMPLETIONS.render())]
+    Completions(CompletionsArgs),
+}
+
+/// Examples and exit codes of each command's `--help`, kept as data so that a test can check
+/// that every command has both.
+pub mod help {
+    use crate::exit_codes::{
+        FAILURE, INTERRUPTED_AT_ONCE_LINE, INTERRUPTED_LINE, Meaning, PLAN_HAS_CHANGES,
+        REFUSED_LINE, SUCCESS, USAGE_LINE,
+    };
+
+    /// The part of a command's `--help` after its flags.
+    #[derive(Debug)]
+    pub struct CommandHelp {
+        pub examples: &'static [(&'static str, &'static str)],
+        pub exit_codes: &'static [Meaning],
+    }
+
+    impl CommandHelp {
+        pub fn render(&self) -> String {
+            let width = self
+                .examples
+                .iter()
+                .map(|(c, _)| c.len())
+                .max()
+                .unwrap_or(0);
+            let mut text = String::from("Examples:");
+            for (command, what) in self.examples {
+                text.push_str(&format!("\n  {command:<width$}  {what}"));
+            }
+            format!(
+                "{text}\n\n{}",
+                crate::exit_codes::help_table(self.exit_codes)
+            )
+        }
+    }
+
+    pub const INIT: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup init --node ssh://admin@10.0.0.2 --node ssh://admin@10.0.0.3 --target-version 4.2.9 --out oms.toml",
+                "two nodes, the OMS container found by its mounts",
+            ),
+            (
+                "omsup init --node tcp://10.0.0.2:2376 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem --container oms_428 --target-version 4.2.9",
+                "over TLS, the container named; the plan on stdout",
+            ),
+            (
+                "omsup init --node unix:///var/run/docker.sock --target-version 4.2.9 --password-file /etc/omsup/meta.pass --out oms.toml",
+                "the plan reads the meta password from a file",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "the plan file was written (or printed)"),
+            (
+                FAILURE,
+                "a node could not be read, or the deployment's config.yaml files disagree or name nodes not given: nothing written",
+            ),
+            (
+                crate::exit_codes::USAGE,
+                "usage error (bad flags or arguments, an invalid version) or `--out` exists without `--force`",
+            ),
+        ],
+    };
+    pub const LINT: CommandHelp = CommandHelp {
+        examples: &[
+            ("omsup lint plans/*.toml", "check plan files offline"),
+            (
+                "omsup lint --format github plans/*.toml",
+                "annotations for GitHub Actions",
+            ),
+            (
+                "omsup lint --format json oms.toml",
+                "one versioned JSON document",
+            ),
+        ],
+        exit_codes: &[
+            (
+                SUCCESS,
+                "no findings at error level (warnings may have been printed)",
+            ),
+            (FAILURE, "at least one finding at error level"),
+            USAGE_LINE,
+        ],
+    };
+    pub const PLAN: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup plan -f oms.toml",
+                "observe and show what would change",
+            ),
+            (
+                "omsup plan -f oms.toml --out upgrade.plan.json",
+                "save the plan for `omsup apply`",
+            ),
+            (
+                "omsup plan -f oms.toml --format json",
+                "the versioned JSON plan",
+            ),
+            (
+                "omsup plan -f oms.toml --detailed-exitcode",
+                "0 nothing to do, 2 changes (for scripts)",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "success (with --detailed-exitcode: nothing to do)"),
+            (
+                FAILURE,
+                "an invalid plan file or a part of the world that cannot be observed",
+            ),
+            (
+                PLAN_HAS_CHANGES,
+                "with --detailed-exitcode: the plan has changes",
+            ),
+            USAGE_LINE,
+        ],
+    };
+    pub const APPLY: CommandHelp = CommandHelp {
+        examples: &[
+            ("omsup apply -f oms.toml", "plan, show, ask, then apply"),
+            (
+                "omsup apply upgrade.plan.json",
+                "apply exactly a saved plan",
+            ),
+            (
+                "omsup apply -f oms.toml --yes --format jsonl",
+                "no question; JSON Lines events on stdout",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "applied (or nothing to do)"),
+            (FAILURE, "a step failed or a service is unreachable"),
+            REFUSED_LINE,
+            INTERRUPTED_LINE,
+            USAGE_LINE,
+            INTERRUPTED_AT_ONCE_LINE,
+        ],
+    };
+    pub const RESUME: CommandHelp = CommandHelp {
+        examples: &[
+            ("omsup resume -f oms.toml", "continue the unfinished run"),
+            (
+                "omsup resume -f oms.toml --force-unlock <LOCK_ID>",
+                "take over a stale lock first",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "the run finished (or nothing to resume)"),
+            (FAILURE, "a step failed or a service is unreachable"),
+            REFUSED_LINE,
+            INTERRUPTED_LINE,
+            USAGE_LINE,
+            INTERRUPTED_AT_ONCE_LINE,
+        ],
+    };
+    pub const ROLLBACK: CommandHelp = CommandHelp {
+        examples: &[
+            ("omsup rollback -f oms.toml", "undo the last apply"),
+            (
+                "omsup rollback -f oms.toml --run <RUN_ID> --keep-new",
+                "undo that run, keep the new containers stopped",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "undone (or nothing to undo)"),
+            (FAILURE, "a step failed or a service is unreachable"),
+            REFUSED_LINE,
+            INTERRUPTED_LINE,
+            USAGE_LINE,
+            INTERRUPTED_AT_ONCE_LINE,
+        ],
+    };
+    pub const STATUS: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup status -f oms.toml",
+                "the last run, step by step, and the lock",
+            ),
+            (
+                "omsup status --state-dir .omsup --format json",
+                "versioned JSON",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "shown"),
+            (FAILURE, "the journal cannot be read"),
+            USAGE_LINE,
+        ],
+    };
+    pub const HISTORY: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup history -f oms.toml",
+                "every run, rollbacks under the runs they undid",
+            ),
+            ("omsup history -f oms.toml --format json", "versioned JSON"),
+        ],
+        exit_codes: &[
+            (SUCCESS, "shown"),
+            (FAILURE, "the journal cannot be read"),
+            USAGE_LINE,
+        ],
+    };
+    pub const GRAPH: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup graph -f oms.toml | dot -Tsvg > steps.svg",
+                "observe, plan, draw",
+            ),
+            (
+                "omsup graph upgrade.plan.json",
+                "draw a saved plan without observing",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "the graph was printed"),
+            (
+                FAILURE,
+                "a part of the world could not be observed (what could be planned is still printed)",
+            ),
+            USAGE_LINE,
+        ],
+    };
+    pub const REPORT: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup report -f oms.toml",
+                "the last run, as omsup-<deployment>-<run>.html",
+            ),
+            (
+                "omsup report -f oms.toml --run <RUN_ID> --out run.html",
+                "that run, to run.html",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "written (its path is printed on stdout)"),
+            (
+                FAILURE,
+                "the journal or the run cannot be read, or the page cannot be written",
+            ),
+            USAGE_LINE,
+        ],
+    };
+    pub const COMPLETIONS: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup completions bash > /etc/bash_completion.d/omsup",
+                "bash, system-wide",
+            ),
+            ("omsup completions zsh > \"${fpath[1]}/_omsup\"", "zsh"),
+            (
+                "omsup completions fish > ~/.config/fish/completions/omsup.fish",
+                "fish",
+            ),
+        ],
+        exit_codes: &[(SUCCESS, "printed"), USAGE_LINE],
+    };
+
+    /// Every command's help, by command name (kept in step with `Command` by a test).
+    pub const ALL: &[(&str, &CommandHelp)] = &[
+        ("init", &INIT),
+        ("lint", &LINT),
+        ("plan", &PLAN),
+        ("apply", &APPLY),
+        ("resume", &RESUME),
+        ("rollback", &ROLLBACK),
+        ("status", &STATUS),
+        ("history", &HISTORY),
+        ("graph", &GRAPH),
+        ("report", &REPORT),
+        ("completions", &COMPLETIONS),
+    ];
 }
 
 #[derive(Debug, Args)]
@@ -115,7 +404,7 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
-    /// Exit 0 when there is nothing to do, 1 on error, 2 when there are changes
+    /// Exit 0 when there is nothing to do, 1 on error, 2 when there are changes (usage errors exit 64)
     #[arg(long)]
     pub detailed_exitcode: bool,
     #[command(flatten)]
@@ -130,17 +419,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The plan file (re-planned before applying)
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        conflicts_with = "saved_plan"
-    )]
-    pub file: Option<PathBuf>,
-    /// A plan saved by `omsup plan --out`
-    #[arg(value_name = "SAVED_PLAN", required_unless_present = "file")]
-    pub saved_plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: PlanSource,
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
@@ -224,7 +504,104 @@ pub struct StateArgs {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// The plan file
+    #[command(flatten)]
+    pub source: PlanSource,
+}
+
+/// A plan file (observed and planned) or a plan saved by `omsup plan --out`, exactly one.
+#[derive(Debug, Args)]
+pub struct PlanSource {
+    /// The plan file (the deployment is observed and planned)
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "saved_plan"
+    )]
+    pub file: Option<PathBuf>,
+    /// A plan saved by `omsup plan --out` (`apply` checks it against the world first)
+    #[arg(value_name = "SAVED_PLAN", required_unless_present = "file")]
+    pub saved_plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The plan file whose journal to read
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// The run to draw (default: the last one)
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// Where to write the page (default: `omsup-<deployment>-<run id>.html` here)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `omsup init`: everything not read off the deployment comes from these flags.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A node's Docker endpoint (`unix:///path`, `tcp://host:port`, `ssh://user@host`); once per node
+    #[arg(long = "node", value_name = "ENDPOINT", required = true)]
+    pub nodes: Vec<String>,
+    /// The OMS container's name (default: the one running container that mounts the OMS paths)
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// The version to upgrade to, e.g. `4.2.9`
+    #[arg(long, value_name = "VERSION")]
+    pub target_version: String,
+    /// Write the plan here (default: print it on stdout)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace `--out` when it exists
+    #[arg(long)]
+    pub force: bool,
+    /// The deployment's name (default: `oms-<first region>`)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The image package to load (default: `oms-<target>-ce.tar` in the current directory)
+    #[arg(long, value_name = "FILE")]
+    pub image_package: Option<PathBuf>,
+    /// The tag the package yields (default: `oms:feature_<target>-ce`)
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
+    /// Where backups go
+    #[arg(long, value_name = "DIR", default_value = "/var/backups/omsup")]
+    pub backup_dir: PathBuf,
+    /// The environment variable the plan names for the meta password [default: OMSUP_META_PASSWORD]
+    #[arg(long, value_name = "VARIABLE", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+    /// A file the plan names for the meta password (instead of `--password-env`)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate for `tcp://` endpoints
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate for `tcp://` endpoints
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key for `tcp://` endpoints
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+    /// The private key to log in with on `ssh://` endpoints (default: ssh's own configuration)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_identity: Option<PathBuf>,
+    /// The known-hosts file holding the `ssh://` nodes' host keys (checked strictly)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// The `#:schema` line's target (editors validate the file against it)
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        default_value = "../schemas/plan.schema.json"
+    )]
+    pub schema: String,
 }

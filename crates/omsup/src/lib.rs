@@ -6,17 +6,24 @@
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
+pub mod downtime;
 pub mod exit_codes;
+pub mod interrupt;
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod runner;
+pub mod shared_lock;
 pub mod style;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// `omsup --version`: the crate version and the commit it was built from (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OMSUP_COMMIT"), ")");
 
 /// Parses `args`, runs the command, renders any error, and returns the documented exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {

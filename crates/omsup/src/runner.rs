@@ -1,10 +1,14 @@
 //! Drives the steps of one run (apply, resume, rollback) through the scheduler, journaling each
 //! step: the intent, with what the step captured beforehand, is durable *before* the step acts;
-//! the outcome (outputs, or the error) after. Emits progress events and honours failpoints.
+//! the outcome (its typed output, or the error) after. Emits progress events and honours
+//! failpoints.
 //!
-//! The runner knows nothing of what a step does: the caller passes `capture` (read-only facts
-//! to remember before the first attempt) and `execute` (the side effect). Steps are identified
-//! by their stable ids; the scheduler runs independent steps concurrently.
+//! The runner knows nothing of what a step does: it drives any [`Executor`] (forward or undo)
+//! over [`Step`]s of that executor's kind. The downtime window is the plan's data: it opens
+//! when the first step marked `downtime` starts and closes when the last one ends.
+//!
+//! After SIGINT or SIGTERM ([`crate::interrupt`]) no step begins: the scheduler's next steps
+//! are refused before their intent and reported as not started, while running ones finish.
 //!
 //! Failpoints (tests only): `OMSUP_FAILPOINTS=before:STEP,after:STEP` kills the process with
 //! SIGKILL right before the step's intent is written (`before`), or right after its side
@@ -12,50 +16,104 @@
 //! case for `resume`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use omsup_exec::scheduler::{ScheduledStep, run_dag};
-use omsup_journal::RunWriter;
-use serde_json::{Value, json};
+use omsup_engine::outputs::Capture;
+use omsup_engine::{Kind, Step, StepId};
+use omsup_exec::executor::{Executor, StepError};
+use omsup_exec::scheduler::run_dag;
+use omsup_journal::{RunState, RunWriter, StepState};
+use serde::{Deserialize, Serialize};
 
 use crate::progress::{Event, ProgressSink};
 
 /// The environment variable holding the failpoints.
 pub const FAILPOINTS_VAR: &str = "OMSUP_FAILPOINTS";
 
-/// One step as the runner sees it.
-#[derive(Debug, Clone)]
-pub struct RunnerStep {
-    pub id: String,
-    /// The kind's short name (`stop-old`, `backup`...), journaled with each event.
-    pub kind: String,
-    pub node: Option<String>,
-    pub depends_on: Vec<String>,
-    /// The step itself, journaled in its intent (so the journal alone says what was begun).
-    pub definition: Value,
+/// What the runner journals with a step's intent: the step itself (so the journal alone says
+/// what was begun) and what it captured before its first attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "K: Kind"))]
+pub struct IntentPayload<K> {
+    pub step: Step<K>,
+    pub captured: Option<Capture>,
+    /// The capture failed: the step acted on nothing, and the next attempt captures again.
+    pub capture_failed: bool,
 }
 
-/// Why a step failed: a message (with its causes) for humans and the journal.
-#[derive(Debug, Clone)]
+/// Why a step failed, from its typed error: the message, its causes and a hint, kept apart
+/// until the CLI renders them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepFailure {
+    pub step: StepId,
     pub message: String,
-    pub details: Value,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl StepFailure {
+    fn from_error(error: &StepError) -> Self {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        Self {
+            step: error.step().clone(),
+            message: error.to_string(),
+            causes,
+            hint: error.hint().map(str::to_owned),
+        }
+    }
+
+    /// A step stopped because the journal could not record it.
+    fn journal(step: &StepId, message: String) -> Self {
+        Self {
+            step: step.clone(),
+            message,
+            causes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    /// The message and a `caused by:` line per cause (the journal's and the events' text).
+    pub fn text(&self) -> String {
+        let mut text = self.message.clone();
+        for cause in &self.causes {
+            text.push_str(&format!("\ncaused by: {cause}"));
+        }
+        text
+    }
+
+    fn redact(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mask = |text: &mut String| *text = text.replace(secret, "***");
+        mask(&mut self.message);
+        self.causes.iter_mut().for_each(mask);
+        if let Some(hint) = &mut self.hint {
+            mask(hint);
+        }
+    }
 }
 
 /// How the run went.
 #[derive(Debug, Default)]
 pub struct RunReport {
-    pub succeeded: Vec<String>,
-    pub failed: Vec<(String, String)>,
-    pub not_started: Vec<String>,
+    pub succeeded: Vec<StepId>,
+    pub failed: Vec<StepFailure>,
+    pub not_started: Vec<StepId>,
     /// A journal write that failed: the run stopped because it could not keep its promise.
     pub journal_error: Option<String>,
     pub took: Duration,
-    /// From the start of the first step marked as downtime start to the end of the last one
-    /// marked as downtime end, when both ran in this process.
+    /// From the start of the first downtime step to the end of the last one, when both ran in
+    /// this process.
     pub downtime: Option<Duration>,
+    /// SIGINT or SIGTERM stopped the scheduling: `not_started` were left for `resume`.
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -95,8 +153,12 @@ impl Failpoints {
         Self(points)
     }
 
-    fn hit(&self, moment: Moment, step: &str) {
-        if self.0.iter().any(|(m, s)| *m == moment && s == step) {
+    fn hit(&self, moment: Moment, step: &StepId) {
+        if self
+            .0
+            .iter()
+            .any(|(m, s)| *m == moment && s == step.as_str())
+        {
             let when = match moment {
                 Moment::Before => "before",
                 Moment::After => "after",
@@ -112,13 +174,46 @@ impl Failpoints {
     }
 }
 
-/// Which steps bound the downtime window (both optional).
-#[derive(Debug, Clone, Default)]
-pub struct DowntimeMarks {
-    /// The window opens when the first of these starts.
-    pub opens: BTreeSet<String>,
-    /// It closes when the last of these ends.
-    pub closes: BTreeSet<String>,
+/// What an earlier attempt of the run left (resume): the steps it finished, whose outputs go
+/// back to the executor and which do not run again, and the captures of the steps it began.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    pub done: BTreeSet<StepId>,
+    pub captured: BTreeMap<StepId, Capture>,
+}
+
+impl Earlier {
+    /// Reads `run`'s succeeded steps (recording their outputs with `executor`) and captures;
+    /// an output or capture that does not read as its type is an error naming the step.
+    pub fn read<X: Executor>(run: &RunState, executor: &X) -> Result<Self, String> {
+        let mut done = BTreeSet::new();
+        for record in run.with_state(StepState::Succeeded) {
+            if let Some(output) = &record.output {
+                let output: <X::Kind as Kind>::Output = serde_json::from_value(output.clone())
+                    .map_err(|error| {
+                        format!(
+                            "the journaled output of step `{}` is unreadable: {error}",
+                            record.step_id
+                        )
+                    })?;
+                executor.record(record.step_id.clone(), output);
+            }
+            done.insert(record.step_id.clone());
+        }
+        let mut captured = BTreeMap::new();
+        for record in run.steps.values() {
+            // Steps without an intent payload of this shape (none yet) captured nothing.
+            let Ok(intent) =
+                serde_json::from_value::<IntentPayload<X::Kind>>(record.intent_payload.clone())
+            else {
+                continue;
+            };
+            if let (false, Some(capture)) = (intent.capture_failed, intent.captured) {
+                captured.insert(record.step_id.clone(), capture);
+            }
+        }
+        Ok(Self { done, captured })
+    }
 }
 
 /// The run's settings.
@@ -127,112 +222,116 @@ pub struct Runner<'a> {
     pub progress: &'a dyn ProgressSink,
     pub parallelism: usize,
     pub failpoints: Failpoints,
-    pub downtime: DowntimeMarks,
     /// Secrets to mask in failure messages before they are journaled or shown (a log tail a
     /// step quotes could hold one).
     pub redact: Vec<String>,
 }
 
 impl Runner<'_> {
-    /// Runs `steps` except `already_done`. `captured` holds the captures of steps begun by an
-    /// earlier attempt (resume): they are reused, never taken again.
-    pub async fn run<C, CF, E, EF>(
+    /// Runs `steps` except those `earlier` finished, reusing the captures it journaled.
+    pub async fn run<X: Executor>(
         &self,
-        steps: &[RunnerStep],
-        already_done: &BTreeSet<String>,
-        captured: &BTreeMap<String, Value>,
-        capture: C,
-        execute: E,
-    ) -> RunReport
-    where
-        C: Fn(String) -> CF,
-        CF: Future<Output = Result<Value, StepFailure>>,
-        E: Fn(String, Value) -> EF,
-        EF: Future<Output = Result<(Value, Option<String>), StepFailure>>,
-    {
+        steps: &[Step<X::Kind>],
+        earlier: &Earlier,
+        executor: &X,
+    ) -> RunReport {
         let started = Instant::now();
-        let scheduled: Vec<ScheduledStep> = steps
-            .iter()
-            .map(|step| ScheduledStep {
-                id: step.id.clone(),
-                depends_on: step.depends_on.clone(),
-            })
-            .collect();
-        let by_id: BTreeMap<&str, &RunnerStep> =
-            steps.iter().map(|step| (step.id.as_str(), step)).collect();
         let journal_error: Mutex<Option<String>> = Mutex::new(None);
         let window: Mutex<(Option<Instant>, Option<Instant>)> = Mutex::new((None, None));
-        let (capture, execute) = (&capture, &execute);
-        let (journal_error_ref, window_ref) = (&journal_error, &window);
+        let failures: Mutex<Vec<StepFailure>> = Mutex::new(Vec::new());
+        // Steps the scheduler handed over after an interrupt: refused before their intent.
+        let held_back: Mutex<BTreeSet<StepId>> = Mutex::new(BTreeSet::new());
+        let (journal_error_ref, window_ref, failures_ref, held_back_ref) =
+            (&journal_error, &window, &failures, &held_back);
 
-        let report = run_dag(&scheduled, already_done, self.parallelism, |id| {
-            let step = by_id[id.as_str()];
-            let prior = captured.get(&id).cloned();
+        let report = run_dag(steps, &earlier.done, self.parallelism, |step| {
+            let prior = earlier.captured.get(&step.id).cloned();
             async move {
+                if crate::interrupt::requested() {
+                    held_back_ref
+                        .lock()
+                        .expect("held back")
+                        .insert(step.id.clone());
+                    return Err(());
+                }
                 let step_started = Instant::now();
                 self.failpoints.hit(Moment::Before, &step.id);
                 let captured = match prior {
-                    Some(value) => Ok(value),
-                    None => capture(step.id.clone()).await,
+                    Some(value) => Ok(Some(value)),
+                    None => executor.capture(step).await,
                 };
-                let (captured_value, capture_error) = match captured {
+                let (captured, capture_error) = match captured {
                     Ok(value) => (value, None),
-                    Err(failure) => (Value::Null, Some(failure)),
+                    Err(error) => (None, Some(error)),
                 };
                 // A failed capture acted on nothing: the next attempt captures again.
-                let payload = json!({
-                    "step": step.definition,
-                    "captured": captured_value,
-                    "capture_failed": capture_error.is_some(),
-                });
-                if let Err(error) = self.writer.intent(&step.id, &step.kind, payload).await {
-                    let message = format!("cannot journal the intent of `{}`: {error}", step.id);
+                let payload = IntentPayload {
+                    step: step.clone(),
+                    captured: captured.clone(),
+                    capture_failed: capture_error.is_some(),
+                };
+                let payload = serde_json::to_value(&payload).expect("an intent serializes");
+                let kind = step.kind.name();
+                let journal_failed = |message: String| -> Result<(), ()> {
                     *journal_error_ref.lock().expect("journal error") = Some(message.clone());
-                    return Err(message);
+                    failures_ref
+                        .lock()
+                        .expect("failures")
+                        .push(StepFailure::journal(&step.id, message));
+                    Err(())
+                };
+                if let Err(error) = self.writer.intent(step.id.as_str(), kind, payload).await {
+                    return journal_failed(format!(
+                        "cannot journal the intent of `{}`: {error}",
+                        step.id
+                    ));
                 }
                 self.progress.event(&Event::StepStarted {
-                    step: step.id.clone(),
-                    kind: step.kind.clone(),
-                    node: step.node.clone(),
+                    step: step.id.to_string(),
+                    kind: kind.to_owned(),
+                    node: step.kind.node().map(str::to_owned),
                 });
-                if self.downtime.opens.contains(&step.id) {
+                if step.downtime {
                     let mut window = window_ref.lock().expect("window");
                     window.0 = Some(window.0.map_or(step_started, |t| t.min(step_started)));
                 }
                 let result = match capture_error {
-                    Some(failure) => Err(failure),
-                    None => execute(step.id.clone(), captured_value).await,
+                    Some(error) => Err(error),
+                    None => executor.execute(step, captured.as_ref()).await,
                 };
                 self.failpoints.hit(Moment::After, &step.id);
                 let took_ms = step_started.elapsed().as_millis() as u64;
                 match result {
-                    Ok((output, summary)) => {
-                        if let Err(error) = self.writer.succeeded(&step.id, output).await {
-                            let message =
-                                format!("cannot journal the outcome of `{}`: {error}", step.id);
-                            *journal_error_ref.lock().expect("journal error") =
-                                Some(message.clone());
-                            return Err(message);
+                    Ok(output) => {
+                        let summary = <X::Kind as Kind>::summary(&output);
+                        let output = serde_json::to_value(&output).expect("an output serializes");
+                        if let Err(error) = self.writer.succeeded(step.id.as_str(), output).await {
+                            return journal_failed(format!(
+                                "cannot journal the outcome of `{}`: {error}",
+                                step.id
+                            ));
                         }
-                        if self.downtime.closes.contains(&step.id) {
+                        if step.downtime {
                             let now = Instant::now();
                             let mut window = window_ref.lock().expect("window");
                             window.1 = Some(window.1.map_or(now, |t| t.max(now)));
                         }
                         self.progress.event(&Event::StepSucceeded {
-                            step: step.id.clone(),
+                            step: step.id.to_string(),
                             took_ms,
                             summary,
                         });
                         Ok(())
                     }
-                    Err(mut failure) => {
-                        for secret in self.redact.iter().filter(|s| !s.is_empty()) {
-                            failure.message = failure.message.replace(secret.as_str(), "***");
+                    Err(error) => {
+                        let mut failure = StepFailure::from_error(&error);
+                        for secret in &self.redact {
+                            failure.redact(secret);
                         }
+                        let details = serde_json::to_value(&failure).expect("a failure serializes");
                         if let Err(error) = self
                             .writer
-                            .failed(&step.id, &failure.message, failure.details.clone())
+                            .failed(step.id.as_str(), &failure.text(), details)
                             .await
                         {
                             *journal_error_ref.lock().expect("journal error") = Some(format!(
@@ -241,22 +340,43 @@ impl Runner<'_> {
                             ));
                         }
                         self.progress.event(&Event::StepFailed {
-                            step: step.id.clone(),
+                            step: step.id.to_string(),
                             took_ms,
-                            error: failure.message.clone(),
+                            error: failure.text(),
                         });
-                        Err(failure.message)
+                        failures_ref.lock().expect("failures").push(failure);
+                        Err(())
                     }
                 }
             }
         })
         .await;
         let (opened, closed) = *window.lock().expect("window");
+        let journal_error = journal_error.into_inner().expect("journal error");
+        let failures = failures.into_inner().expect("failures");
+        // A step refused after the interrupt is not a failure: it never began.
+        let held_back = held_back.into_inner().expect("held back");
+        let mut not_started = report.not_started;
+        not_started.extend(
+            report
+                .failed
+                .iter()
+                .filter(|(id, ())| held_back.contains(id))
+                .map(|(id, ())| id.clone()),
+        );
+        // In the order the scheduler saw them fail.
+        let failed = report
+            .failed
+            .iter()
+            .filter_map(|(id, ())| failures.iter().find(|f| &f.step == id).cloned())
+            .collect();
+        let interrupted = crate::interrupt::requested() && !not_started.is_empty();
         RunReport {
             succeeded: report.succeeded,
-            failed: report.failed,
-            not_started: report.not_started,
-            journal_error: journal_error.into_inner().expect("journal error"),
+            failed,
+            not_started,
+            interrupted,
+            journal_error,
             took: started.elapsed(),
             downtime: match (opened, closed) {
                 (Some(opened), Some(closed)) if closed >= opened => Some(closed - opened),
@@ -264,15 +384,4 @@ impl Runner<'_> {
             },
         }
     }
-}
-
-/// `error` and its causes, one per line after the first (`caused by:` lines for the CLI).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(&format!("\ncaused by: {cause}"));
-        source = cause.source();
-    }
-    message
 }

@@ -17,7 +17,7 @@ fn deps<'p>(plan: &'p UpgradePlan, id: &str) -> Vec<&'p str> {
         .unwrap_or_else(|| panic!("no step {id}"))
         .depends_on
         .iter()
-        .map(String::as_str)
+        .map(omsup_engine::StepId::as_str)
         .collect();
     deps.sort();
     deps
@@ -322,7 +322,12 @@ fn each_step_says_how_rollback_undoes_it() {
     assert_eq!(kind("region[r0].init"), Compensation::RestoreMetaDatabases);
     assert_eq!(kind("db[rm].backup"), Compensation::Nothing);
     assert_eq!(kind("ha.restore"), Compensation::TurnHaOff);
-    assert!(planned.steps.iter().all(|s| !s.compensation.is_empty()));
+    assert!(
+        planned
+            .steps
+            .iter()
+            .all(|s| !s.kind.compensation_text().is_empty())
+    );
 }
 
 #[test]
@@ -391,4 +396,22 @@ fn a_new_container_waits_for_the_backups_it_writes_to_only() {
             "node[10.1.0.2].stop-old"
         ]
     );
+}
+
+#[test]
+fn each_step_has_one_name_its_id_ends_with() {
+    use omsup_engine::Kind as _;
+
+    let file = synthetic::plan(2, 2);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.2.8"));
+    assert!(planned.steps.len() > 10);
+    for step in &planned.steps {
+        assert_eq!(step.kind.id(), step.id);
+        assert!(
+            step.id.as_str().ends_with(step.kind.name()),
+            "{} is not named {}",
+            step.id,
+            step.kind.name()
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! to the keys the engine needs and a sha256 of the whole file. The text itself (which holds
 //! `oms_meta_password`) is dropped as soon as it is parsed, and never logged.
 
+use std::io::Read as _;
+
 use omsup_engine::observed::ObservedOmsConfig;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -20,39 +22,27 @@ pub enum ConfigYamlError {
 /// The largest config.yaml accepted (real ones are a few KiB).
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
-const TAR_BLOCK: usize = 512;
-
 /// The content of the first regular file in a tar archive (Docker's archive API answers with a
-/// tar of the one path asked for). Skips PAX and GNU extension headers.
-pub fn single_file_from_tar(archive: &[u8]) -> Result<&[u8], ConfigYamlError> {
-    let mut offset = 0;
-    while offset + TAR_BLOCK <= archive.len() {
-        let header = &archive[offset..offset + TAR_BLOCK];
-        if header.iter().all(|&byte| byte == 0) {
-            break;
+/// tar of the one path asked for), read with the `tar` crate (PAX and GNU extension headers
+/// included). At most [`MAX_CONFIG_BYTES`] are read.
+pub fn single_file_from_tar(archive: &[u8]) -> Result<Vec<u8>, ConfigYamlError> {
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().map_err(|_| ConfigYamlError::NotATar)? {
+        let entry = entry.map_err(|_| ConfigYamlError::NotATar)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
         }
-        let size = octal(&header[124..136]).ok_or(ConfigYamlError::NotATar)?;
-        let type_flag = header[156];
-        let data_start = offset + TAR_BLOCK;
-        let data_end = data_start
-            .checked_add(size)
-            .filter(|&end| end <= archive.len())
-            .ok_or(ConfigYamlError::NotATar)?;
-        if type_flag == b'0' || type_flag == 0 {
-            return Ok(&archive[data_start..data_end]);
+        if entry.size() > MAX_CONFIG_BYTES as u64 {
+            return Err(ConfigYamlError::TooLarge(MAX_CONFIG_BYTES));
         }
-        offset = data_start + size.div_ceil(TAR_BLOCK) * TAR_BLOCK;
+        let mut content = Vec::new();
+        entry
+            .take(MAX_CONFIG_BYTES as u64)
+            .read_to_end(&mut content)
+            .map_err(|_| ConfigYamlError::NotATar)?;
+        return Ok(content);
     }
     Err(ConfigYamlError::NotATar)
-}
-
-fn octal(field: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(field).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if text.is_empty() {
-        return Some(0);
-    }
-    usize::from_str_radix(text, 8).ok()
 }
 
 /// Only the keys the engine needs; serde ignores the rest (the password among them).
@@ -99,16 +89,12 @@ mod tests {
     use super::*;
 
     fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
-        let mut header = [0u8; TAR_BLOCK];
-        header[..name.len()].copy_from_slice(name.as_bytes());
-        let size = format!("{:011o}\0", content.len());
-        header[124..136].copy_from_slice(size.as_bytes());
-        header[156] = b'0';
-        let mut archive = header.to_vec();
-        archive.extend_from_slice(content);
-        archive.resize(TAR_BLOCK + content.len().div_ceil(TAR_BLOCK) * TAR_BLOCK, 0);
-        archive.extend_from_slice(&[0u8; 2 * TAR_BLOCK]);
-        archive
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, content).unwrap();
+        builder.into_inner().unwrap()
     }
 
     const CONFIG: &str = "oms_meta_host: 127.0.0.1\noms_meta_password: s3cret\ndrc_rm_db: rm\n\
@@ -120,7 +106,7 @@ mod tests {
         let archive = tar_of("config.yaml", CONFIG.as_bytes());
         let file = single_file_from_tar(&archive).unwrap();
         assert_eq!(file, CONFIG.as_bytes());
-        let config = parse_config_yaml(file).unwrap();
+        let config = parse_config_yaml(&file).unwrap();
         assert_eq!(config.cm_nodes, ["127.0.0.2", "127.0.0.3"]);
         assert_eq!(config.cm_region.as_deref(), Some("hz"));
         assert_eq!(config.drc_cm_heartbeat_db.as_deref(), Some("hb"));
@@ -135,6 +121,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_long_name_extension_header_before_the_file_is_skipped() {
+        let long_name = format!("{}/config.yaml", "d".repeat(150));
+        let archive = tar_of(&long_name, CONFIG.as_bytes());
+        assert_eq!(single_file_from_tar(&archive).unwrap(), CONFIG.as_bytes());
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused() {
+        let big = vec![b'#'; MAX_CONFIG_BYTES + 1];
+        assert!(matches!(
+            single_file_from_tar(&tar_of("config.yaml", &big)),
+            Err(ConfigYamlError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -48,24 +48,16 @@ pub async fn connect_docker(
                 None => Docker::connect_with_http(&address, request_timeout, version),
             }
         }
-        DockerEndpoint::Ssh { user, host, port } => {
-            let mut address = String::from("ssh://");
-            if let Some(user) = user {
-                address.push_str(user);
-                address.push('@');
-            }
-            address.push_str(host);
-            if let Some(port) = port {
-                address.push_str(&format!(":{port}"));
-            }
-            Docker::connect_with_ssh(&address, request_timeout, version, None)
-        }
+        DockerEndpoint::Ssh { user, host, port } => Ok(crate::ssh::connect_with_ssh(
+            crate::ssh::SshTarget::new(user.clone(), host.clone(), *port, node.ssh.as_ref()),
+            request_timeout,
+        )),
     }
     .map_err(ConnectCause::Failed)?;
     within(CONNECT_TIMEOUT, docker.negotiate_version()).await
 }
 
-fn is_not_found(error: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(
         error,
         bollard::errors::Error::DockerResponseServerError {
@@ -103,7 +95,7 @@ pub(crate) async fn observe_node(plan: &PlanFile, node: &Node) -> NodeObservatio
             return unreachable(ObserveError::DockerUnreachable {
                 node: node.ip.clone(),
                 endpoint: node.docker.clone(),
-                source,
+                source: crate::link::connect_failure(&source, &endpoint),
             });
         }
     };
@@ -206,7 +198,7 @@ async fn read_docker(
     ))
 }
 
-async fn inspect_optional(
+pub(crate) async fn inspect_optional(
     docker: &Docker,
     name: &str,
 ) -> Result<Option<ContainerInspectResponse>, ConnectCause<bollard::errors::Error>> {
@@ -248,6 +240,15 @@ async fn read_config_yaml(
     docker: &Docker,
     container: &str,
 ) -> Result<omsup_engine::observed::ObservedOmsConfig, ConfigYamlError> {
+    parse_config_yaml(&download_config_yaml(docker, container).await?)
+}
+
+/// config.yaml's bytes, read from `container` through Docker's archive API (never logged: it
+/// holds the meta password).
+pub(crate) async fn download_config_yaml(
+    docker: &Docker,
+    container: &str,
+) -> Result<Vec<u8>, ConfigYamlError> {
     let options = DownloadFromContainerOptionsBuilder::default()
         .path(CONFIG_YAML_PATH)
         .build();
@@ -264,11 +265,11 @@ async fn read_config_yaml(
     if archive.len() > MAX_CONFIG_BYTES + 4096 {
         return Err(ConfigYamlError::TooLarge(MAX_CONFIG_BYTES));
     }
-    parse_config_yaml(single_file_from_tar(&archive)?)
+    single_file_from_tar(&archive)
 }
 
 /// The inspect fields the engine needs.
-fn container_fields(
+pub(crate) fn container_fields(
     inspect: &ContainerInspectResponse,
     config: Option<omsup_engine::observed::ObservedOmsConfig>,
 ) -> ObservedContainer {

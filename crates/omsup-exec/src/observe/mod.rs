@@ -7,6 +7,7 @@
 //! cause chain and a hint, for the CLI to render). Connections time out in seconds.
 
 mod config_yaml;
+pub mod discover;
 mod docker;
 mod meta_db;
 mod operator;
@@ -49,7 +50,7 @@ pub enum ObserveError {
         node: String,
         endpoint: String,
         #[source]
-        source: ConnectCause<bollard::errors::Error>,
+        source: crate::link::LinkFailure,
     },
     #[error("cannot {what} on node {node}")]
     DockerRead {
@@ -99,8 +100,11 @@ impl ObserveError {
             Self::DockerEndpoint { .. } => {
                 "a node's `docker` is `unix:///path`, `tcp://host:port` or `ssh://user@host`; run `omsup lint` on the plan file".into()
             }
-            Self::DockerUnreachable { endpoint, .. } => format!(
-                "is the Docker daemon running and reachable from this machine? try `docker -H {endpoint} info`, and check the node's `docker` (and `tls`) in the plan file"
+            Self::DockerUnreachable {
+                endpoint, source, ..
+            } => format!(
+                "{} try `docker -H {endpoint} info`, and check the node's `docker` (and `tls` or `ssh`) in the plan file",
+                source.hint()
             ),
             Self::DockerRead { .. } => {
                 "the daemon answered but refused a read; check its logs and the API version it speaks".into()
@@ -201,15 +205,21 @@ mod tests {
         let problem = ObserveError::DockerUnreachable {
             node: "10.0.0.2".into(),
             endpoint: "unix:///nowhere.sock".into(),
-            source: ConnectCause::Failed(bollard::errors::Error::SocketNotFoundError(
-                "/nowhere.sock".into(),
-            )),
+            source: crate::link::connect_failure(
+                &ConnectCause::Failed(bollard::errors::Error::SocketNotFoundError(
+                    "/nowhere.sock".into(),
+                )),
+                &"unix:///nowhere.sock".parse().unwrap(),
+            ),
         };
         assert_eq!(
             problem.to_string(),
             "cannot reach the Docker daemon of node 10.0.0.2 at `unix:///nowhere.sock`"
         );
-        assert_eq!(problem.causes(), ["Socket not found: /nowhere.sock"]);
+        assert_eq!(
+            problem.causes(),
+            ["the node's Docker daemon did not answer: no socket at `/nowhere.sock`"]
+        );
         assert!(
             problem
                 .hint()

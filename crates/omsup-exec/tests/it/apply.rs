@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use omsup_exec::apply::{ApplyContext, execute_step};
-use omsup_exec::scheduler::{ScheduledStep, run_dag};
+use omsup_exec::scheduler::run_dag;
 use omsup_exec::secrets::Secrets;
 use omsup_model::PlanFile;
 use omsup_testworld::{World, WorldSpec};
@@ -34,11 +34,13 @@ async fn an_upgrade_keeps_every_row_and_store_file_and_ends_online_with_ha_resto
         .iter()
         .map(|n| n.store_dir().join(&n.ip).join("store.dat"))
         .collect();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let store_before: Vec<String> = store_files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
+    let mut store_before = Vec::new();
+    for node in &world.nodes {
+        store_before.push(
+            node.wait_store_longer_than(0, Duration::from_secs(20))
+                .await,
+        );
+    }
 
     let (plan_file, _, secrets, planned) = plan_world(&world).await;
     assert!(
@@ -46,14 +48,6 @@ async fn an_upgrade_keeps_every_row_and_store_file_and_ends_online_with_ha_resto
         "{:#?}",
         planned.diff.findings
     );
-    let steps: Vec<ScheduledStep> = planned
-        .steps
-        .iter()
-        .map(|s| ScheduledStep {
-            id: s.id.clone(),
-            depends_on: s.depends_on.clone(),
-        })
-        .collect();
     let ctx = ApplyContext::connect(
         plan_file.clone(),
         planned.clone(),
@@ -62,12 +56,11 @@ async fn an_upgrade_keeps_every_row_and_store_file_and_ends_online_with_ha_resto
     )
     .await
     .unwrap();
-    let report = run_dag(&steps, &BTreeSet::new(), 4, |id| {
+    let report = run_dag(&planned.steps, &BTreeSet::new(), 4, |step| {
         let ctx = &ctx;
-        let step = planned.steps.iter().find(|s| s.id == id).unwrap().clone();
         async move {
-            let captured = omsup_exec::apply::capture(ctx, &step).await.unwrap();
-            execute_step(ctx, &step, &captured)
+            let captured = omsup_exec::apply::capture(ctx, step).await.unwrap();
+            execute_step(ctx, step, captured.as_ref())
                 .await
                 .map(|_| ())
                 .map_err(|e| {
@@ -138,19 +131,26 @@ async fn an_upgrade_keeps_every_row_and_store_file_and_ends_online_with_ha_resto
     let ha = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
         .unwrap();
-    assert_eq!(ha["enable"], true);
-    let window_min = ctx.outputs.lock().unwrap()["ha.restore"]["ha_off_window_s"]
-        .as_u64()
+    assert!(ha.enable());
+    let window_min = ctx
+        .outputs
+        .lock()
         .unwrap()
+        .ha_restore()
+        .unwrap()
+        .ha_off_window_s
         .div_ceil(60);
-    assert!(
-        ha["refetchStoreIntervalMin"].as_u64().unwrap() > window_min,
-        "{ha}"
-    );
+    assert!(ha.refetch_store_interval_min() > window_min, "{ha:?}");
     // Backups exist with their manifests.
     for database in world.databases() {
-        let manifest = ctx.outputs.lock().unwrap()[&format!("db[{database}].backup")].clone();
-        assert!(manifest["size_bytes"].as_u64().unwrap() > 0, "{manifest}");
+        let manifest = ctx
+            .outputs
+            .lock()
+            .unwrap()
+            .backup(&database)
+            .cloned()
+            .unwrap();
+        assert!(manifest.size_bytes > 0, "{manifest:?}");
     }
     // A second plan has nothing to do.
     let (_, _, _, again) = plan_world(&world).await;

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use omsup_engine::StepId;
+use omsup_engine::outputs::{HaConfig, StartOldOutput};
 use omsup_engine::rollback::{ForwardStep, Reached, RollbackPlan, UndoKind, plan_rollback};
 use omsup_engine::steps::{Step, StepKind};
 use omsup_exec::apply::{ApplyContext, capture, execute_step};
-use omsup_exec::scheduler::{ScheduleReport, ScheduledStep, run_dag};
+use omsup_exec::scheduler::{ScheduleReport, run_dag};
 use omsup_exec::secrets::Secrets;
 use omsup_exec::undo::{UndoContext, execute_undo};
 use omsup_model::PlanFile;
@@ -53,15 +55,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn scheduled<'s>(steps: impl Iterator<Item = (&'s String, &'s Vec<String>)>) -> Vec<ScheduledStep> {
-    steps
-        .map(|(id, depends_on)| ScheduledStep {
-            id: id.clone(),
-            depends_on: depends_on.clone(),
-        })
-        .collect()
-}
-
 /// A forward run, journaled the way the lead's apply journals it: an intent (with what the
 /// step captured) before each step, the output after it.
 struct Forward {
@@ -71,7 +64,7 @@ struct Forward {
     steps: Vec<Step>,
     ctx: ApplyContext,
     journal: Mutex<Vec<ForwardStep>>,
-    done: Mutex<BTreeSet<String>>,
+    done: Mutex<BTreeSet<StepId>>,
 }
 
 impl Forward {
@@ -100,35 +93,32 @@ impl Forward {
     /// Runs the steps `select` picks (closed under dependencies) that have not run yet.
     async fn run(&self, select: impl Fn(&StepKind) -> bool) {
         let done = self.done.lock().unwrap().clone();
-        let steps = scheduled(
-            self.steps
-                .iter()
-                .filter(|s| select(&s.kind) || done.contains(&s.id))
-                .map(|s| (&s.id, &s.depends_on)),
-        );
-        let report = run_dag(&steps, &done, 4, |id| {
-            let step = self.steps.iter().find(|s| s.id == id).unwrap().clone();
-            async move {
-                let captured = capture(&self.ctx, &step).await.unwrap();
-                let position = {
-                    let mut journal = self.journal.lock().unwrap();
-                    journal.push(ForwardStep {
-                        id: step.id.clone(),
-                        kind: step.kind.clone(),
-                        reached: Reached::Intent,
-                        captured: Some(captured.clone()),
-                        output: None,
-                    });
-                    journal.len() - 1
-                };
-                let output = execute_step(&self.ctx, &step, &captured)
-                    .await
-                    .map_err(|e| error_chain(&e))?;
+        let steps: Vec<Step> = self
+            .steps
+            .iter()
+            .filter(|s| select(&s.kind) || done.contains(&s.id))
+            .cloned()
+            .collect();
+        let report = run_dag(&steps, &done, 4, |step| async move {
+            let captured = capture(&self.ctx, step).await.unwrap();
+            let position = {
                 let mut journal = self.journal.lock().unwrap();
-                journal[position].reached = Reached::Succeeded;
-                journal[position].output = Some(output);
-                Ok::<_, String>(())
-            }
+                journal.push(ForwardStep {
+                    id: step.id.clone(),
+                    kind: step.kind.clone(),
+                    reached: Reached::Intent,
+                    captured: captured.clone(),
+                    output: None,
+                });
+                journal.len() - 1
+            };
+            let output = execute_step(&self.ctx, step, captured.as_ref())
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let mut journal = self.journal.lock().unwrap();
+            journal[position].reached = Reached::Succeeded;
+            journal[position].output = Some(output);
+            Ok::<_, String>(())
         })
         .await;
         assert!(
@@ -163,23 +153,20 @@ impl Forward {
 async fn run_undo(
     ctx: &UndoContext,
     plan: &RollbackPlan,
-    done: &mut BTreeSet<String>,
+    done: &mut BTreeSet<StepId>,
     select: impl Fn(&UndoKind) -> bool,
 ) -> ScheduleReport<String> {
-    let steps = scheduled(
-        plan.steps
-            .iter()
-            .filter(|s| select(&s.kind) || done.contains(&s.id))
-            .map(|s| (&s.id, &s.depends_on)),
-    );
-    let report = run_dag(&steps, done, 4, |id| {
-        let step = plan.step(&id).unwrap().clone();
-        async move {
-            execute_undo(ctx, &step)
-                .await
-                .map(|_| ())
-                .map_err(|e| error_chain(&e))
-        }
+    let steps: Vec<Step<UndoKind>> = plan
+        .steps
+        .iter()
+        .filter(|s| select(&s.kind) || done.contains(&s.id))
+        .cloned()
+        .collect();
+    let report = run_dag(&steps, done, 4, |step| async move {
+        execute_undo(ctx, step)
+            .await
+            .map(|_| ())
+            .map_err(|e| error_chain(&e))
     })
     .await;
     done.extend(report.succeeded.iter().cloned());
@@ -189,11 +176,7 @@ async fn run_undo(
 /// The world as it was before the upgrade: the old containers running 4.2.8 under their names
 /// with the same mounts, nothing kept or new left over, every node ONLINE and healthy,
 /// `ha.config` and the rm data as before, and a new plan proposes the upgrade again.
-async fn assert_back_before_the_upgrade(
-    world: &World,
-    before: &Checksums,
-    ha_before: &serde_json::Value,
-) {
+async fn assert_back_before_the_upgrade(world: &World, before: &Checksums, ha_before: &HaConfig) {
     let statuses = world.host_statuses().await.unwrap();
     for node in &world.nodes {
         assert_eq!(statuses[&node.ip], "ONLINE", "{}", node.ip);
@@ -233,7 +216,7 @@ async fn assert_back_before_the_upgrade(
         .await
         .unwrap();
     assert_eq!(&ha, ha_before);
-    assert_eq!(ha["enable"], true);
+    assert!(ha.enable());
     // rm is written by nobody but omsup and init; its ha.config row's timestamp moved.
     let rm_now = world.table_checksums(&world.rm).await.unwrap();
     for (table, sums) in &before[&world.rm] {
@@ -245,16 +228,14 @@ async fn assert_back_before_the_upgrade(
     let (_, _, again) = plan_world(world).await;
     for node in &world.nodes {
         assert!(
-            again
-                .step(&format!("node[{}].start-new", node.ip))
-                .is_some(),
+            again.step(StepId::start_new(&node.ip).as_str()).is_some(),
             "{:?}",
             again.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
         );
     }
 }
 
-async fn ha_config(world: &World) -> serde_json::Value {
+async fn ha_config(world: &World) -> HaConfig {
     let pool = world.meta_pool().await.unwrap();
     omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
@@ -262,7 +243,7 @@ async fn ha_config(world: &World) -> serde_json::Value {
 }
 
 /// A two-node 4.2.8 world, its databases' checksums and `ha.config` before any upgrade.
-async fn deploy() -> (World, Checksums, serde_json::Value) {
+async fn deploy() -> (World, Checksums, HaConfig) {
     let world = World::up(WorldSpec::two_nodes())
         .await
         .unwrap_or_else(|e| panic!("cannot deploy a test world: {e}"));
@@ -278,6 +259,12 @@ fn assert_success(report: &ScheduleReport<String>) {
         report.failed,
         report.not_started
     );
+}
+
+/// What `undo.node[ip].start-old` returned.
+fn started_old(ctx: &UndoContext, ip: &str) -> StartOldOutput {
+    let outputs = ctx.outputs.lock().unwrap();
+    outputs.start_old(ip).cloned().unwrap()
 }
 
 fn writes_new(kind: &StepKind) -> bool {
@@ -312,7 +299,8 @@ async fn a_full_upgrade_rolls_back_to_the_backups_and_the_old_containers() {
     assert!(plan.loses_data_since_backup);
     for database in world.databases() {
         assert!(
-            plan.step(&format!("undo.db[{database}].restore")).is_some(),
+            plan.step(StepId::undo_restore(&database).as_str())
+                .is_some(),
             "{database}"
         );
     }
@@ -334,26 +322,31 @@ async fn a_full_upgrade_rolls_back_to_the_backups_and_the_old_containers() {
             "`{database}` differs from its backup after the restore"
         );
     }
-    let restored = ctx.outputs.lock().unwrap()[&format!("undo.db[{}].restore", world.rm)].clone();
+    let restored = ctx
+        .outputs
+        .lock()
+        .unwrap()
+        .restore(&world.rm)
+        .cloned()
+        .unwrap();
     assert_eq!(
-        restored["row_counts"]["oms_project"], at_backup[&world.rm]["oms_project"].0,
-        "{restored}"
+        restored.row_counts["oms_project"], at_backup[&world.rm]["oms_project"].0,
+        "{restored:?}"
     );
     // ...then the old containers come back.
     let report = run_undo(&ctx, &plan, &mut done, |_| true).await;
     assert_success(&report);
     let outputs = ctx.outputs.lock().unwrap().clone();
     for node in &world.nodes {
-        let removed = &outputs[&format!("undo.node[{}].remove-new", node.ip)];
-        assert_eq!(removed["removed"], true, "{removed}");
-        assert!(removed["t3"].as_u64().unwrap() > 0);
+        let removed = outputs.remove_new(&node.ip).unwrap();
+        assert!(removed.removed, "{removed:?}");
+        assert!(removed.t3 > 0);
     }
-    let restore = &outputs["undo.ha.restore"];
+    let restore = outputs.ha_restore().unwrap();
     // HA stayed off from T1 until this restore, which comes after T3.
     assert!(
-        restore["window_s"].as_u64().unwrap()
-            >= restore["t3"].as_u64().unwrap() - restore["t1"].as_u64().unwrap(),
-        "{restore}"
+        restore.window_s >= restore.t3 - restore.t1.unwrap(),
+        "{restore:?}"
     );
     assert_back_before_the_upgrade(&world, &before, &ha_before).await;
 
@@ -367,7 +360,7 @@ async fn a_full_upgrade_rolls_back_to_the_backups_and_the_old_containers() {
                 | UndoKind::HaRestore { .. }
         )
     };
-    let mut done: BTreeSet<String> = plan
+    let mut done: BTreeSet<StepId> = plan
         .steps
         .iter()
         .filter(|s| !again(&s.kind))
@@ -376,8 +369,8 @@ async fn a_full_upgrade_rolls_back_to_the_backups_and_the_old_containers() {
     let report = run_undo(&ctx, &plan, &mut done, again).await;
     assert_success(&report);
     for node in &world.nodes {
-        let started = &ctx.outputs.lock().unwrap()[&format!("undo.node[{}].start-old", node.ip)];
-        assert_eq!(started["started"], false, "{started}");
+        let started = started_old(&ctx, &node.ip);
+        assert!(!started.started, "{started:?}");
     }
     assert_back_before_the_upgrade(&world, &before, &ha_before).await;
     world.down().await.unwrap();
@@ -399,7 +392,7 @@ async fn an_upgrade_cut_off_after_the_stops_rolls_back_without_touching_database
             )
         })
         .await;
-    assert_eq!(ha_config(&world).await["enable"], false);
+    assert!(!ha_config(&world).await.enable());
 
     let plan = forward.plan_rollback();
     assert!(!plan.loses_data_since_backup);
@@ -417,19 +410,12 @@ async fn an_upgrade_cut_off_after_the_stops_rolls_back_without_touching_database
     let report = run_undo(&ctx, &plan, &mut BTreeSet::new(), |_| true).await;
     assert_success(&report);
     for node in &world.nodes {
-        let started = &ctx.outputs.lock().unwrap()[&format!("undo.node[{}].start-old", node.ip)];
-        assert_eq!(started["started"], true, "{started}");
-        assert_eq!(
-            started["renamed_from"],
-            serde_json::Value::Null,
-            "{started}"
-        );
+        let started = started_old(&ctx, &node.ip);
+        assert!(started.started, "{started:?}");
+        assert_eq!(started.renamed_from, None, "{started:?}");
         // The simulator takes 1.5 s to start: the ready line it logged before the upgrade
         // stopped it does not count.
-        assert!(
-            started["ready_after_ms"].as_u64().unwrap() >= 1000,
-            "{started}"
-        );
+        assert!(started.ready_after_ms >= 1000, "{started:?}");
     }
     assert_back_before_the_upgrade(&world, &before, &ha_before).await;
     world.down().await.unwrap();
@@ -441,8 +427,15 @@ async fn a_corrupted_backup_stops_the_rollback_before_anything_is_dropped() {
     let forward = Forward::start(&world).await;
     forward.run(|_| true).await;
 
-    let manifest = forward.ctx.outputs.lock().unwrap()[&format!("db[{}].backup", world.rm)].clone();
-    let file = std::path::PathBuf::from(manifest["file"].as_str().unwrap());
+    let manifest = forward
+        .ctx
+        .outputs
+        .lock()
+        .unwrap()
+        .backup(&world.rm)
+        .cloned()
+        .unwrap();
+    let file = manifest.file.clone();
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -453,7 +446,7 @@ async fn a_corrupted_backup_stops_the_rollback_before_anything_is_dropped() {
     let plan = forward.plan_rollback();
     let ctx = forward.undo_context(false).await;
     let report = run_undo(&ctx, &plan, &mut BTreeSet::new(), |_| true).await;
-    assert_eq!(report.succeeded, Vec::<String>::new());
+    assert_eq!(report.succeeded, Vec::<StepId>::new());
     assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
     let (id, error) = &report.failed[0];
     assert_eq!(id, "undo.backups.verify");

@@ -162,8 +162,14 @@ async fn heartbeats_advance_while_the_lock_is_held() {
         .await
         .unwrap();
     let first = journal.lock_holder().await.unwrap().unwrap().heartbeat_at;
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let later = journal.lock_holder().await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let later = loop {
+        let holder = journal.lock_holder().await.unwrap().unwrap();
+        if holder.heartbeat_at > first || started.elapsed() > Duration::from_secs(10) {
+            break holder;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         later.heartbeat_at > first,
         "{} then {}",
@@ -182,7 +188,6 @@ async fn a_silent_lock_is_taken_over_only_with_its_id_and_its_holder_can_no_long
         stale_after: Duration::from_millis(200),
     });
     let (old_lock, old_run) = begin_apply(&journal).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
 
     let other = Journal::open(&support::state_dir(&dir), support::DEPLOYMENT)
         .await
@@ -191,7 +196,17 @@ async fn a_silent_lock_is_taken_over_only_with_its_id_and_its_holder_can_no_long
         heartbeat_every: Duration::from_secs(3600),
         stale_after: Duration::from_millis(200),
     });
-    let holder = other.lock_holder().await.unwrap().unwrap();
+    // Poll until the silent holder is seen as stale (200 ms without a heartbeat).
+    let started = std::time::Instant::now();
+    let holder = loop {
+        let holder = other.lock_holder().await.unwrap().unwrap();
+        if matches!(holder.staleness, Staleness::Silent { .. })
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break holder;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         matches!(holder.staleness, Staleness::Silent { .. }),
         "{holder}"

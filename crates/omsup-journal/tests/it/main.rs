@@ -4,5 +4,6 @@
 mod durability;
 mod lock;
 mod secrets;
+mod shared_lock;
 mod state_machine;
 mod support;

@@ -24,7 +24,6 @@ async fn a_legal_sequence_replays_to_the_expected_states_and_outputs() {
 
     let intent = run.intent("ha.off", "ha-off", json!({})).await.unwrap();
     assert_eq!((intent.seq, intent.attempt), (1, 1));
-    run.started("ha.off").await.unwrap();
     run.succeeded(
         "ha.off",
         json!({ "previous_ha_config": "{\"enable\":true}" }),
@@ -72,7 +71,7 @@ async fn a_legal_sequence_replays_to_the_expected_states_and_outputs() {
     .unwrap();
 
     let state = journal.run(run.run_id()).await.unwrap();
-    assert_eq!(state.last_seq, 8);
+    assert_eq!(state.last_seq, 7);
     assert_eq!(state.state_of("ha.off"), Some(StepState::Succeeded));
     assert_eq!(
         state.state_of("db[rm_428].backup"),
@@ -153,12 +152,13 @@ async fn illegal_transitions_are_refused_on_write_and_nothing_is_appended() {
         twice.to_string().contains("from `in_flight` by `intent`"),
         "{twice}"
     );
-    let other_kind = run.started("ha.off").await.map(|_| ());
-    assert!(other_kind.is_ok());
-    let started_twice = run.started("ha.off").await.unwrap_err();
+    let kind_changed = run
+        .append("ha.off", Some("stop-old"), EventKind::Succeeded, json!({}))
+        .await
+        .unwrap_err();
     assert!(
-        started_twice.to_string().contains("already started"),
-        "{started_twice}"
+        kind_changed.to_string().contains("kind changed"),
+        "{kind_changed}"
     );
     run.succeeded("ha.off", json!({})).await.unwrap();
     let again = run.intent("ha.off", "ha-off", json!({})).await.unwrap_err();
@@ -166,29 +166,35 @@ async fn illegal_transitions_are_refused_on_write_and_nothing_is_appended() {
         again.to_string().contains("from `succeeded` by `intent`"),
         "{again}"
     );
-    let undo_without_start = run.undo_finished("ha.off", json!({})).await.unwrap_err();
-    assert!(
-        undo_without_start
-            .to_string()
-            .contains("no compensation is in flight"),
-        "{undo_without_start}"
-    );
-    let kind_changed = run
-        .append(
-            "ha.off",
-            Some("stop-old"),
-            EventKind::UndoStarted,
-            json!({}),
-        )
+    let failed_after_success = run
+        .failed("ha.off", "too late", json!(null))
         .await
         .unwrap_err();
     assert!(
-        kind_changed.to_string().contains("kind changed"),
-        "{kind_changed}"
+        failed_after_success
+            .to_string()
+            .contains("from `succeeded` by `failed`"),
+        "{failed_after_success}"
+    );
+    run.intent("db[rm_428].backup", "backup", json!({}))
+        .await
+        .unwrap();
+    run.failed("db[rm_428].backup", "mysqldump exited", json!(null))
+        .await
+        .unwrap();
+    let success_without_retry = run
+        .succeeded("db[rm_428].backup", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        success_without_retry
+            .to_string()
+            .contains("a retry begins with an intent"),
+        "{success_without_retry}"
     );
 
     let state = journal.run(run.run_id()).await.unwrap();
-    assert_eq!(state.last_seq, 3, "refused events were not appended");
+    assert_eq!(state.last_seq, 4, "refused events were not appended");
 }
 
 #[tokio::test]
@@ -223,7 +229,10 @@ async fn an_illegal_sequence_written_by_hand_is_rejected_on_replay() {
         "{message}"
     );
     // Writers replay the step too, so they refuse to build on the damaged log.
-    let write = run.undo_started("ha.off", json!({})).await.unwrap_err();
+    let write = run
+        .failed("ha.off", "after the damage", json!(null))
+        .await
+        .unwrap_err();
     assert!(
         matches!(write, JournalError::IllegalTransition { seq: 3, .. }),
         "{write}"
@@ -356,7 +365,7 @@ async fn a_journal_truncated_after_an_intent_replays_to_in_flight_and_resumes() 
 }
 
 #[tokio::test]
-async fn a_rollback_run_undoes_a_run_and_marks_its_steps_undone() {
+async fn a_rollback_run_is_a_run_of_its_own_that_names_the_run_it_undoes() {
     let (_dir, journal) = open_journal().await;
     let (lock, run) = begin_apply(&journal).await;
     run.intent("ha.off", "ha-off", json!({})).await.unwrap();
@@ -389,12 +398,6 @@ async fn a_rollback_run_undoes_a_run_and_marks_its_steps_undone() {
         .intent("undo.ha.off", "ha-restore", json!({}))
         .await
         .unwrap();
-    let forward = journal.annotate_run(&lock, &apply_id).await.unwrap();
-    forward
-        .undo_started("ha.off", json!({ "by_run": rollback.run_id() }))
-        .await
-        .unwrap();
-
     // Interrupted here: the rollback is what resume continues.
     let unfinished = journal.unfinished_run().await.unwrap().unwrap();
     assert_eq!(&unfinished.info.run_id, rollback.run_id());
@@ -404,15 +407,18 @@ async fn a_rollback_run_undoes_a_run_and_marks_its_steps_undone() {
         .succeeded("undo.ha.off", json!({ "restored": "{}" }))
         .await
         .unwrap();
-    forward.undo_finished("ha.off", json!({})).await.unwrap();
     rollback.finish(RunOutcome::Succeeded).await.unwrap();
 
     let forward_state = journal.run(&apply_id).await.unwrap();
-    assert_eq!(forward_state.state_of("ha.off"), Some(StepState::Undone));
+    assert_eq!(
+        forward_state.state_of("ha.off"),
+        Some(StepState::Succeeded),
+        "the rollback journals its own steps; the forward run's log is not touched"
+    );
     assert_eq!(
         forward_state.output_of("ha.off"),
         Some(&json!({ "previous_ha_config": "{}" })),
-        "outputs stay readable after undo"
+        "outputs stay readable for the rollback planner"
     );
     let rollbacks = journal.rollbacks_of(&apply_id).await.unwrap();
     assert_eq!(rollbacks.len(), 1);
@@ -427,5 +433,89 @@ async fn a_rollback_run_undoes_a_run_and_marks_its_steps_undone() {
         journal.run(&RunId::new("20000101T000000Z-0000")).await,
         Err(JournalError::RunNotFound { .. })
     ));
+    lock.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_journal_with_a_retired_event_row_is_refused_naming_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = support::state_dir(&dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    // The first releases of schema version 1 created the event table with a wider CHECK
+    // (`started` and steno's undo events); no release wrote them, the journal's tests did.
+    let path = omsup_journal::journal_path(&state_dir, support::DEPLOYMENT);
+    {
+        use sqlx::ConnectOptions;
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE events (
+                run_id    TEXT NOT NULL REFERENCES runs (run_id),
+                seq       INTEGER NOT NULL CHECK (seq >= 1),
+                step_id   TEXT NOT NULL,
+                step_kind TEXT NOT NULL,
+                event     TEXT NOT NULL CHECK (event IN ('intent', 'started', 'succeeded', 'failed',
+                                                         'undo_started', 'undo_finished', 'undo_failed')),
+                attempt   INTEGER NOT NULL CHECK (attempt >= 1),
+                at        TEXT NOT NULL,
+                payload   TEXT NOT NULL,
+                PRIMARY KEY (run_id, seq)
+            )",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    let journal = Journal::open(&state_dir, support::DEPLOYMENT)
+        .await
+        .unwrap();
+    let (lock, run) = begin_apply(&journal).await;
+    run.intent("ha.off", "ha-off", json!({})).await.unwrap();
+    run.succeeded("ha.off", json!({})).await.unwrap();
+    let mut connection = raw_connection(&journal).await;
+    sqlx::query(
+        "INSERT INTO events (run_id, seq, step_id, step_kind, event, attempt, at, payload)
+         VALUES (?1, 3, 'ha.off', 'ha-off', 'undo_started', 1, '2026-11-25T06:45:12.000Z', '{}')",
+    )
+    .bind(run.run_id().as_str())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+
+    let error = journal.run(run.run_id()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, JournalError::RetiredEvent { seq: 3, event, schema_version: 1, .. } if event == "undo_started"),
+        "{message}"
+    );
+    assert!(
+        message.contains("journal schema version 1") && message.contains("`undo_started`"),
+        "{message}"
+    );
+    assert!(error.hint().unwrap().contains("fresh state directory"));
+    lock.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_journal_refuses_retired_event_names_in_its_table() {
+    let (_dir, journal) = open_journal().await;
+    let (lock, run) = begin_apply(&journal).await;
+    run.intent("ha.off", "ha-off", json!({})).await.unwrap();
+    let mut connection = raw_connection(&journal).await;
+    for retired in omsup_journal::event::RETIRED_EVENT_NAMES {
+        let insert = sqlx::query(
+            "INSERT INTO events (run_id, seq, step_id, step_kind, event, attempt, at, payload)
+             VALUES (?1, 2, 'ha.off', 'ha-off', ?2, 1, '2026-11-25T06:45:12.000Z', '{}')",
+        )
+        .bind(run.run_id().as_str())
+        .bind(retired)
+        .execute(&mut connection)
+        .await;
+        assert!(insert.is_err(), "`{retired}` was accepted by the table");
+    }
     lock.release().await.unwrap();
 }

@@ -74,9 +74,17 @@ async fn a_new_version_is_healthy_only_after_its_init_and_init_keeps_every_row()
     let cm_before = world.table_checksums(&world.cm).await.unwrap();
     let projects_before = rm_before["oms_project"];
     replace_container(&world, "4.2.9", &["IS_UPGRADE=true".to_owned()]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answer = world::poll_until(
+        "the 4.2.9 health endpoint to answer",
+        Duration::from_secs(20),
+        || {
+            let ip = ip.clone();
+            async move { health(&ip).await.map(Some) }
+        },
+    )
+    .await;
     assert_eq!(
-        health(&ip).await,
+        answer,
         Some(false),
         "4.2.9 must not be healthy on a 4.2.8 schema"
     );
@@ -194,12 +202,12 @@ async fn heartbeats_stop_when_the_container_stops() {
     let world = up(one_node()).await;
     let table = format!("{}.heatbeat_sequence", world.cm_hb["hz"]);
     let first = count(&world, &table).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let running = count(&world, &table).await;
-    assert!(
-        running > first,
-        "no heartbeat while running ({first} -> {running})"
-    );
+    world::poll_until(
+        "a heartbeat while running",
+        Duration::from_secs(10),
+        || async { (count(&world, &table).await > first).then_some(()) },
+    )
+    .await;
 
     let docker = world.nodes[0].docker().unwrap();
     docker
@@ -210,6 +218,8 @@ async fn heartbeats_stop_when_the_container_stops() {
         .await
         .unwrap();
     let stopped = count(&world, &table).await;
+    // Not a wait for a condition but the window the absence is observed in: more than two of
+    // the simulator's 1 s heartbeat periods.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         count(&world, &table).await,
@@ -226,18 +236,15 @@ async fn heartbeats_stop_when_the_container_stops() {
 #[tokio::test]
 async fn store_data_survives_a_container_replaced_with_the_same_mounts() {
     let world = up(one_node()).await;
-    let store = world.nodes[0]
-        .store_dir()
-        .join(&world.nodes[0].ip)
-        .join("store.dat");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = std::fs::read_to_string(&store).unwrap();
-    assert!(!before.is_empty(), "the simulator wrote no store data");
+    let before = world.nodes[0]
+        .wait_store_longer_than(0, Duration::from_secs(20))
+        .await;
     replace_container(&world, "4.2.8", &[]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = std::fs::read_to_string(&store).unwrap();
+    let after = world.nodes[0]
+        .wait_store_longer_than(before.len(), Duration::from_secs(20))
+        .await;
     assert!(
-        after.starts_with(&before) && after.len() > before.len(),
+        after.starts_with(&before),
         "store data was not kept and extended"
     );
     world.down().await.unwrap();

@@ -15,6 +15,7 @@ use omsup_model::lint::lint_source;
 use omsup_model::{PlanFile, Severity};
 
 use crate::cli::{OutputFormat, PlanArgs};
+use crate::commands::common::{runtime, state_dir_for};
 use crate::diagnostics::render_human;
 use crate::exit_codes;
 use crate::render::{render_plan_human, render_plan_json};
@@ -34,25 +35,28 @@ pub fn prepare(path: &Path, style: &Style) -> Result<Prepared, CliError> {
     runtime()?.block_on(prepare_async(path, style))
 }
 
-/// The runtime commands that observe or act run on.
-pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            CliError::new("cannot start the async runtime").with_cause(error.to_string())
-        })
-}
-
 /// Reads and checks `path` (see [`read_plan_file`]), reads the password, and observes the
 /// deployment.
 pub async fn prepare_async(path: &Path, style: &Style) -> Result<Prepared, CliError> {
+    let (plan_file, bytes, secrets) = read_with_secrets(path, style)?;
+    Ok(observe_prepared(plan_file, bytes, secrets).await)
+}
+
+/// The plan file (linted, see [`read_plan_file`]) and its password, without observing.
+pub fn read_with_secrets(
+    path: &Path,
+    style: &Style,
+) -> Result<(PlanFile, Vec<u8>, Secrets), CliError> {
     let (plan_file, bytes) = read_plan_file(path, style)?;
     let secrets = Secrets::from_plan(&plan_file).map_err(|error| {
         let hint = error.hint();
         CliError::from_error(&error).with_hint(hint)
     })?;
+    Ok((plan_file, bytes, secrets))
+}
+
+/// Observes the deployment of a plan file read by [`read_with_secrets`].
+pub async fn observe_prepared(plan_file: PlanFile, bytes: Vec<u8>, secrets: Secrets) -> Prepared {
     let started = std::time::Instant::now();
     let observation = observe(&plan_file, &secrets).await;
     tracing::info!(
@@ -60,12 +64,12 @@ pub async fn prepare_async(path: &Path, style: &Style) -> Result<Prepared, CliEr
         problems = observation.problems.len(),
         "observed the deployment"
     );
-    Ok(Prepared {
+    Prepared {
         plan_file,
         plan_file_bytes: bytes,
         secrets,
         observation,
-    })
+    }
 }
 
 /// Reads `path` and refuses a plan file with lint errors (printing every finding on stderr).
@@ -206,7 +210,7 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
 /// A plan is computed from the world as it is; when the journal holds an unfinished run, the
 /// user most likely wants `omsup resume` (or `rollback`) instead of a new apply: say so.
 fn note_unfinished_run(file: &Path, state_dir: Option<&Path>, deployment: &str, style: &Style) {
-    let state_dir = crate::commands::status::state_dir_for(Some(file), state_dir);
+    let state_dir = state_dir_for(Some(file), state_dir);
     let unfinished = runtime().ok().and_then(|runtime| {
         runtime.block_on(async {
             let journal = omsup_journal::Journal::open_existing(&state_dir, deployment)

@@ -10,33 +10,36 @@
 //! Exit codes: 0 undone (or nothing to undo), 1 a step failed, 3 refused before touching
 //! anything (lock held, no confirmation, an unfinished rollback, a changed plan file).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use omsup_engine::rollback::{ForwardStep, Reached, RollbackPlan, UndoKind, plan_rollback};
-use omsup_exec::undo::{UndoContext, execute_undo};
+use omsup_engine::outputs::{Outputs, StepOutput};
+use omsup_engine::rollback::{ForwardStep, Reached, RollbackPlan, plan_rollback};
+use omsup_engine::{Kind as _, StepKind};
+use omsup_exec::undo::UndoContext;
 use omsup_journal::{
     DeploymentLock, Journal, LockPurpose, NewRun, PlannedStep, RunId, RunKind, RunOutcome,
     RunState, StepState,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::cli::{ResumeArgs, RollbackArgs};
-use crate::commands::apply::{
-    ApplyDocument, Drive, confirm, connection_failed, drive, failure, journaled_plan_file,
-    print_for, release, reopen, run_document, take_lock, where_it_stopped,
-};
-use crate::commands::plan::runtime;
-use crate::commands::status::{journal_error, locate_journal};
+use crate::commands::apply::ApplyDocument;
+use crate::commands::common::{journal_error, locate_journal, print_for, runtime};
 use crate::exit_codes;
 use crate::progress::{ProgressSink, sink};
 use crate::report::CliError;
-use crate::runner::{DowntimeMarks, RunnerStep};
+use crate::run::{
+    Drive, JournaledPlanFile, RunDocument, confirm, connection_failed, drive, journaled_plan_file,
+    release, reopen, run_document, take_lock, where_it_stopped,
+};
+use crate::runner::IntentPayload;
 use crate::style::Style;
 
 /// What a rollback run keeps in the journal: the plan file it used and its compensations.
+///
+/// Format version 2: undo steps share the forward steps' model and names, their outputs are
+/// typed. A version 1 rollback is refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackDocument {
     pub format_version: u32,
@@ -44,6 +47,11 @@ pub struct RollbackDocument {
     pub plan_file_text: String,
     pub keep_new: bool,
     pub rollback: RollbackPlan,
+}
+
+impl RunDocument for RollbackDocument {
+    const FORMAT_VERSION: u32 = 2;
+    const WHAT: &'static str = "rollback";
 }
 
 /// `omsup rollback`
@@ -149,13 +157,19 @@ async fn rollback_locked(
     let document: ApplyDocument = run_document(journal, &forward_id).await?;
     let (plan_file, secrets) = journaled_plan_file(
         journal,
-        args.file.as_deref(),
-        &document.plan_file_path,
-        &document.plan_file_text,
+        lock,
+        JournaledPlanFile {
+            given: args.file.as_deref(),
+            path: &document.plan_file_path,
+            text: &document.plan_file_text,
+            purpose: LockPurpose::Rollback,
+            force_unlock: args.force_unlock.as_deref(),
+        },
         style,
-    )?;
+    )
+    .await?;
 
-    let reached = forward_steps(&document, &forward);
+    let reached = forward_steps(&document, &forward)?;
     let plan = plan_rollback(forward_id.as_str(), &reached);
     print_for(&render_rollback(&plan, &forward, style), args.format);
     // An empty rollback is still recorded: it closes the forward run (nothing to resume).
@@ -170,7 +184,7 @@ async fn rollback_locked(
     };
     confirm(&question, args.yes)?;
     let rollback_document = RollbackDocument {
-        format_version: 1,
+        format_version: RollbackDocument::FORMAT_VERSION,
         plan_file_path: document.plan_file_path.clone(),
         plan_file_text: document.plan_file_text.clone(),
         keep_new: args.keep_new,
@@ -188,7 +202,7 @@ async fn rollback_locked(
                 planned_steps: plan
                     .steps
                     .iter()
-                    .map(|step| PlannedStep::new(step.id.as_str(), step.kind.name()))
+                    .map(|step| PlannedStep::new(step.id.clone(), step.kind.name()))
                     .collect(),
                 document: serde_json::to_value(&rollback_document).expect("a document serializes"),
             },
@@ -200,7 +214,7 @@ async fn rollback_locked(
         writer.run_id().to_string(),
         forward_id.to_string(),
         secrets,
-        succeeded_outputs(&forward),
+        succeeded_outputs(&forward)?,
         args.keep_new,
     )
     .await
@@ -237,11 +251,17 @@ pub(crate) async fn resume_rollback(
     let forward = journal.run(&forward_id).await.map_err(journal_error)?;
     let (plan_file, secrets) = journaled_plan_file(
         journal,
-        args.file.as_deref(),
-        &document.plan_file_path,
-        &document.plan_file_text,
+        lock,
+        JournaledPlanFile {
+            given: args.file.as_deref(),
+            path: &document.plan_file_path,
+            text: &document.plan_file_text,
+            purpose: LockPurpose::Resume,
+            force_unlock: args.force_unlock.as_deref(),
+        },
         style,
-    )?;
+    )
+    .await?;
     let plan = &document.rollback;
     let writer = reopen(
         journal,
@@ -257,7 +277,7 @@ pub(crate) async fn resume_rollback(
         run_id.to_string(),
         forward_id.to_string(),
         secrets,
-        succeeded_outputs(&forward),
+        succeeded_outputs(&forward)?,
         document.keep_new,
     )
     .await
@@ -287,84 +307,78 @@ async fn execute_rollback_run(
     progress: Arc<dyn ProgressSink>,
     style: &Style,
 ) -> Result<u8, CliError> {
-    let downtime = DowntimeMarks {
-        opens: plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s.kind, UndoKind::RemoveNew { .. }))
-            .map(|s| s.id.clone())
-            .collect(),
-        closes: plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s.kind, UndoKind::VerifyOnline { .. }))
-            .map(|s| s.id.clone())
-            .collect(),
-    };
-    let steps = plan
-        .steps
-        .iter()
-        .map(|step| RunnerStep {
-            id: step.id.clone(),
-            kind: step.kind.name().to_owned(),
-            node: step.kind.node().map(str::to_owned),
-            depends_on: step.depends_on.clone(),
-            definition: serde_json::to_value(step).expect("a step serializes"),
-        })
-        .collect();
     drive(
         Drive {
             writer,
             kind,
             what: "rollback",
             deployment: context.plan_file.deployment.name.clone(),
-            steps,
-            downtime,
-            outputs: &context.outputs,
+            steps: &plan.steps,
+            executor: context,
             before,
             parallelism,
             secret: context.secrets.meta_password.expose(),
         },
         progress.as_ref(),
         style,
-        |_| async { Ok(Value::Null) },
-        |id, _| async move {
-            let step = plan.step(&id).expect("a step of the rollback");
-            execute_undo(context, step)
-                .await
-                .map(|output| (output, None))
-                .map_err(failure)
-        },
     )
     .await
 }
 
-/// What the forward run reached, step by step, from its journal.
-fn forward_steps(document: &ApplyDocument, forward: &RunState) -> Vec<ForwardStep> {
-    document
-        .plan
-        .steps
-        .iter()
-        .filter_map(|step| {
-            let record = forward.step(&step.id)?;
-            let reached = match record.state {
-                StepState::Succeeded => Reached::Succeeded,
-                _ => Reached::Intent,
-            };
-            Some(ForwardStep {
-                id: step.id.clone(),
-                kind: step.kind.clone(),
-                reached,
-                captured: record.intent_payload.get("captured").cloned(),
-                output: record.output.clone(),
-            })
-        })
-        .collect()
+/// A forward run's journal that does not read as this release's types.
+fn unreadable(run: &RunState, what: String, error: serde_json::Error) -> CliError {
+    CliError::new(format!(
+        "the journal of run `{}` cannot be read: {what}",
+        run.info.run_id
+    ))
+    .with_cause(error.to_string())
 }
 
-fn succeeded_outputs(run: &RunState) -> BTreeMap<String, Value> {
+/// What the forward run reached, step by step, from its journal: the intent's capture and the
+/// output, read back as their types.
+fn forward_steps(
+    document: &ApplyDocument,
+    forward: &RunState,
+) -> Result<Vec<ForwardStep>, CliError> {
+    let mut reached = Vec::new();
+    for step in &document.plan.steps {
+        let Some(record) = forward.step(step.id.as_str()) else {
+            continue;
+        };
+        let intent: IntentPayload<StepKind> = serde_json::from_value(record.intent_payload.clone())
+            .map_err(|error| unreadable(forward, format!("the intent of `{}`", step.id), error))?;
+        let output = match (&record.state, &record.output) {
+            (StepState::Succeeded, Some(output)) => Some(
+                serde_json::from_value::<StepOutput>(output.clone()).map_err(|error| {
+                    unreadable(forward, format!("the output of `{}`", step.id), error)
+                })?,
+            ),
+            _ => None,
+        };
+        reached.push(ForwardStep {
+            id: step.id.clone(),
+            kind: step.kind.clone(),
+            reached: match record.state {
+                StepState::Succeeded => Reached::Succeeded,
+                _ => Reached::Intent,
+            },
+            captured: intent.captured.filter(|_| !intent.capture_failed),
+            output,
+        });
+    }
+    Ok(reached)
+}
+
+/// The outputs of the forward run's succeeded steps.
+fn succeeded_outputs(run: &RunState) -> Result<Outputs<StepOutput>, CliError> {
     run.with_state(StepState::Succeeded)
-        .filter_map(|record| Some((record.step_id.to_string(), record.output.clone()?)))
+        .filter_map(|record| Some((record, record.output.as_ref()?)))
+        .map(|(record, output)| {
+            let output = serde_json::from_value::<StepOutput>(output.clone()).map_err(|error| {
+                unreadable(run, format!("the output of `{}`", record.step_id), error)
+            })?;
+            Ok((record.step_id.clone(), output))
+        })
         .collect()
 }
 

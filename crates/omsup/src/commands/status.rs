@@ -5,116 +5,23 @@
 //! plan file given with `-f`, else `.omsup/` in the current directory. Which journal: the plan
 //! file's deployment name, or, without `-f`, the only journal in the state directory.
 //!
-//! JSON output comes from the versioned types in [`output`] (`"format_version": 1`), never the
-//! journal's internal types.
-
-use std::path::{Path, PathBuf};
+//! JSON output comes from the versioned types in [`output`] (status `"format_version": 2`,
+//! history 1), never the journal's internal types.
 
 use omsup_journal::time::human_duration;
 use omsup_journal::{
-    Journal, JournalError, LockHolder, RunInfo, RunOutcome, RunState, StepRecord, StepState,
-    Timestamp, journals_in,
+    Journal, LockHolder, RunInfo, RunOutcome, RunState, StepRecord, StepState, Timestamp,
 };
 
 use crate::cli::{OutputFormat, StateArgs};
-use crate::commands::plan::runtime;
+use crate::commands::common::{journal_error, open_existing_journal, runtime};
 use crate::exit_codes;
 use crate::report::CliError;
 use crate::style::Style;
 
-/// The state directory for a plan file and/or an explicit `--state-dir`.
-pub fn state_dir_for(plan_file: Option<&Path>, state_dir: Option<&Path>) -> PathBuf {
-    if let Some(state_dir) = state_dir {
-        return state_dir.to_owned();
-    }
-    match plan_file.and_then(Path::parent) {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.join(".omsup"),
-        _ => PathBuf::from(".omsup"),
-    }
-}
-
-/// The `[deployment] name` of a plan file.
-pub fn deployment_name_of(plan_file: &Path) -> Result<String, CliError> {
-    let display = plan_file.display();
-    let text = std::fs::read_to_string(plan_file).map_err(|error| {
-        CliError::new(format!("cannot read the plan file `{display}`"))
-            .with_cause(error.to_string())
-            .with_hint("check the path given to `-f`")
-            .with_exit_code(exit_codes::USAGE)
-    })?;
-    match omsup_model::lint::lint_source(&text).plan {
-        Some(plan) => Ok(plan.deployment.name),
-        None => Err(
-            CliError::new(format!("cannot read the deployment name from `{display}`"))
-                .with_hint(format!("run `omsup lint {display}`")),
-        ),
-    }
-}
-
-pub fn journal_error(error: JournalError) -> CliError {
-    let hint = error.hint();
-    let cli_error = CliError::from_error(&error);
-    match hint {
-        Some(hint) => cli_error.with_hint(hint),
-        None => cli_error,
-    }
-}
-
 /// Opens the journal `args` point at (see the module doc).
 async fn open_journal(args: &StateArgs) -> Result<Journal, CliError> {
-    let (state_dir, deployment) =
-        locate_journal(args.file.as_deref(), args.state.state_dir.as_deref())?;
-    Journal::open_existing(&state_dir, &deployment)
-        .await
-        .map_err(|error| {
-            journal_error(error).with_hint("a journal is created by the first `omsup apply`")
-        })
-}
-
-/// The state directory and deployment whose journal a command means (see the module doc).
-pub fn locate_journal(
-    file: Option<&Path>,
-    state_dir: Option<&Path>,
-) -> Result<(PathBuf, String), CliError> {
-    let state_dir = state_dir_for(file, state_dir);
-    let deployment = match file {
-        Some(file) => deployment_name_of(file)?,
-        None => {
-            let found = journals_in(&state_dir).map_err(|error| {
-                CliError::new(format!(
-                    "cannot list the state directory `{}`",
-                    state_dir.display()
-                ))
-                .with_cause(error.to_string())
-            })?;
-            match found.as_slice() {
-                [only] => only.clone(),
-                [] => {
-                    return Err(CliError::new(format!(
-                        "no journal in `{}`",
-                        state_dir.display()
-                    ))
-                    .with_hint(
-                        "pass the plan file with `-f FILE`, or its journal directory with `--state-dir DIR`",
-                    ));
-                }
-                several => {
-                    return Err(CliError::new(format!(
-                        "`{}` holds the journals of {} deployments: {}",
-                        state_dir.display(),
-                        several.len(),
-                        several
-                            .iter()
-                            .map(|name| format!("`{name}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                    .with_hint("pass the plan file of the deployment you mean with `-f FILE`"));
-                }
-            }
-        }
-    };
-    Ok((state_dir, deployment))
+    open_existing_journal(args.file.as_deref(), args.state.state_dir.as_deref()).await
 }
 
 /// `omsup status`
@@ -134,7 +41,7 @@ pub fn run_status(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
         let text = match args.format {
             OutputFormat::Json => {
                 let document = output::StatusOutput {
-                    format_version: output::FORMAT_VERSION,
+                    format_version: output::STATUS_FORMAT_VERSION,
                     deployment: journal.deployment().to_owned(),
                     run: run
                         .as_ref()
@@ -166,7 +73,7 @@ pub fn run_history(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
         let now = Timestamp::now();
         let text = match args.format {
             OutputFormat::Json => to_json(&output::HistoryOutput {
-                format_version: output::FORMAT_VERSION,
+                format_version: output::HISTORY_FORMAT_VERSION,
                 deployment: journal.deployment().to_owned(),
                 runs: runs
                     .iter()
@@ -216,15 +123,7 @@ fn duration_of(run: &RunState, lock: Option<&LockHolder>, now: Timestamp) -> std
 fn last_activity(run: &RunState) -> Timestamp {
     run.steps
         .values()
-        .flat_map(|record| {
-            [
-                Some(record.intent_at),
-                record.started_at,
-                record.finished_at,
-                record.undo_started_at,
-                record.undo_finished_at,
-            ]
-        })
+        .flat_map(|record| [Some(record.intent_at), record.finished_at])
         .flatten()
         .chain(run.info.last_resumed_at)
         .fold(run.info.started_at, Timestamp::max)
@@ -278,17 +177,14 @@ fn state_name(record: Option<&StepRecord>) -> &'static str {
         Some(StepState::InFlight) => "in flight",
         Some(StepState::Succeeded) => "succeeded",
         Some(StepState::Failed) => "failed",
-        Some(StepState::UndoInFlight) => "undoing",
-        Some(StepState::UndoFailed) => "undo failed",
-        Some(StepState::Undone) => "undone",
     }
 }
 
 fn paint_result(style: &Style, text: &str) -> String {
     match text {
-        "succeeded" | "undone" => style.green(text),
-        "failed" | "undo failed" | "interrupted" => style.red(text),
-        "running" | "in flight" | "undoing" => style.yellow(text),
+        "succeeded" => style.green(text),
+        "failed" | "interrupted" => style.red(text),
+        "running" | "in flight" => style.yellow(text),
         _ => style.dim(text),
     }
 }
@@ -403,17 +299,11 @@ fn render_status_human(
             started,
             duration
         ));
-        if let Some(record) = row.record {
-            if record.state == StepState::Failed
-                && let Some(error) = &record.error
-            {
-                out.push_str(&format!("      {} {error}\n", style.red("error:")));
-            }
-            if let Some(error) = &record.undo_error
-                && record.state == StepState::UndoFailed
-            {
-                out.push_str(&format!("      {} {error}\n", style.red("undo error:")));
-            }
+        if let Some(record) = row.record
+            && record.state == StepState::Failed
+            && let Some(error) = &record.error
+        {
+            out.push_str(&format!("      {} {error}\n", style.red("error:")));
         }
     }
     out.push('\n');
@@ -426,6 +316,10 @@ fn render_status_human(
         ));
     }
     out.push_str(&lock_line(lock, style));
+    if let Some(down) = crate::downtime::down_since(run).filter(|_| result != "running") {
+        out.push_str(&format!("{}\n", style.red(&down.headline(now))));
+        out.push_str(&format!("{} {}\n", style.cyan("hint:"), down.ways_out()));
+    }
     if run.in_flight().next().is_some() && result != "running" {
         out.push_str(&format!(
             "{} steps in flight had an intent and no outcome; `omsup resume` observes the world to finish them, `omsup rollback` undoes the run\n",
@@ -514,7 +408,7 @@ fn render_history_human(
     out
 }
 
-/// The versioned JSON documents of `status` and `history` (`"format_version": 1`). Fields are
+/// The versioned JSON documents of `status` (`"format_version": 2`) and `history` (1). Fields are
 /// only ever added within a version.
 pub mod output {
     use serde::Serialize;
@@ -523,7 +417,12 @@ pub mod output {
     use super::{duration_of, result_of, state_name, step_rows};
     use omsup_journal::{LockHolder, RunInfo, RunState, Timestamp};
 
-    pub const FORMAT_VERSION: u32 = 1;
+    /// 2: a step's `state` is one of `pending`, `in flight`, `succeeded`, `failed` (the undo
+    /// states, which no run could reach, are gone) and `undo_attempts`, `undo_error` and
+    /// `started_at` (always 0 or `null`) were removed.
+    pub const STATUS_FORMAT_VERSION: u32 = 2;
+    /// 1: unchanged since the first release.
+    pub const HISTORY_FORMAT_VERSION: u32 = 1;
 
     #[derive(Debug, Serialize)]
     pub struct StatusOutput {
@@ -559,22 +458,22 @@ pub mod output {
         pub steps: Vec<StepOutput>,
         /// Rollback runs that undo this run.
         pub rolled_back_by: Vec<String>,
+        /// Set when the run stopped inside its downtime window: since when OMS is down (the
+        /// first old container stopped, RFC 3339). Absent while the run is still running.
+        pub down_since: Option<String>,
     }
 
     #[derive(Debug, Serialize)]
     pub struct StepOutput {
         pub step_id: String,
         pub kind: String,
-        /// `pending`, `in flight`, `succeeded`, `failed`, `undoing`, `undo failed`, `undone`
+        /// `pending`, `in flight`, `succeeded` or `failed`
         pub state: String,
         pub attempts: u32,
-        pub undo_attempts: u32,
         pub intent_at: Option<String>,
-        pub started_at: Option<String>,
         pub finished_at: Option<String>,
         pub duration_ms: Option<u64>,
         pub error: Option<String>,
-        pub undo_error: Option<String>,
         /// What the step recorded when it succeeded.
         pub outputs: Option<Value>,
     }
@@ -654,17 +553,12 @@ pub mod output {
                             kind: row.step_kind.to_owned(),
                             state: state_name(record).to_owned(),
                             attempts: record.map_or(0, |record| record.attempts),
-                            undo_attempts: record.map_or(0, |record| record.undo_attempts),
                             intent_at: record.map(|record| record.intent_at.to_rfc3339()),
-                            started_at: record
-                                .and_then(|record| record.started_at)
-                                .map(Timestamp::to_rfc3339),
                             finished_at: record
                                 .and_then(|record| record.finished_at)
                                 .map(Timestamp::to_rfc3339),
                             duration_ms: record.and_then(|record| record.duration()).map(millis),
                             error: record.and_then(|record| record.error.clone()),
-                            undo_error: record.and_then(|record| record.undo_error.clone()),
                             outputs: record.and_then(|record| record.output.clone()),
                         }
                     })
@@ -673,6 +567,10 @@ pub mod output {
                     .iter()
                     .map(|rollback| rollback.run_id.to_string())
                     .collect(),
+                down_since: (result_of(info, lock) != "running")
+                    .then(|| crate::downtime::down_since(run))
+                    .flatten()
+                    .map(|down| down.since.to_rfc3339()),
             }
         }
     }

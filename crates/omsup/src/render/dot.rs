@@ -28,7 +28,7 @@ pub fn render_dot(plan: &UpgradePlan) -> String {
         let _ = writeln!(
             out,
             "{indent}{} [label={}, tooltip={}, fillcolor=\"{fill}\"];",
-            quote(&step.id),
+            quote(step.id.as_str()),
             quote(&label),
             quote(&step.changes)
         );
@@ -52,7 +52,12 @@ pub fn render_dot(plan: &UpgradePlan) -> String {
     }
     for step in &plan.steps {
         for dependency in &step.depends_on {
-            let _ = writeln!(out, "  {} -> {};", quote(dependency), quote(&step.id));
+            let _ = writeln!(
+                out,
+                "  {} -> {};",
+                quote(dependency.as_str()),
+                quote(step.id.as_str())
+            );
         }
     }
     out.push_str("}\n");

@@ -433,7 +433,7 @@ fn render_steps(out: &mut String, plan: &UpgradePlan, style: &Style) {
     let id_width = plan
         .steps
         .iter()
-        .map(|s| s.id.chars().count())
+        .map(|s| s.id.as_str().chars().count())
         .max()
         .unwrap_or(0)
         .min(40);
@@ -488,7 +488,7 @@ fn dependencies(step: &Step) -> String {
         .depends_on
         .iter()
         .take(DEPENDENCIES_SHOWN)
-        .map(String::as_str)
+        .map(omsup_engine::StepId::as_str)
         .collect();
     let rest = step.depends_on.len() - shown.len();
     match (shown.as_slice(), rest) {

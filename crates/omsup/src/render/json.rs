@@ -1,11 +1,11 @@
 //! `omsup plan --format json`: a versioned output type of its own, never the engine's types.
 //!
-//! Format version 1 (`format_version: 1`); a field may be added within a version, none is
+//! Format version 2 (`format_version: 2`); a field may be added within a version, none is
 //! removed or changes meaning without a new version. One JSON object on stdout:
 //!
 //! ```json
 //! {
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "deployment": "oms-hz",
 //!   "plan_file_sha256": "<hex>",
 //!   "from": "4.2.8-CE",                    // null when no container to upgrade tells it
@@ -37,9 +37,11 @@
 //!
 //! - `action`: `upgrade` | `none` (already on the target) | `blocked` for nodes; `update` |
 //!   `none` for databases and HA.
-//! - step `kind`: `preflight`, `load-image`, `ha-off`, `stop-old`, `prune-heartbeats`,
-//!   `backup`, `start-new`, `wait-ready`, `init`, `verify-online`, `ha-restore`; `target` is
-//!   the node IP, region or database the step acts on (null for deployment-wide steps).
+//! - step `kind`: `preflight`, `load-image`, `ha.off`, `stop-old`, `prune-heartbeats`,
+//!   `backup`, `start-new`, `wait-ready`, `init`, `online.verify`, `ha.restore` (a step's id
+//!   ends with its kind; version 1 spelled three of them `ha-off`, `verify-online`,
+//!   `ha-restore`); `target` is the node IP, region or database the step acts on (null for
+//!   deployment-wide steps).
 //! - `lane`: 1-based, the same number as the human output; the steps of one lane depend only
 //!   on earlier lanes and may run in parallel.
 //! - compensation `kind`: `nothing`, `restore_ha_config`, `turn_ha_off`,
@@ -51,12 +53,12 @@ use std::collections::BTreeMap;
 
 use omsup_engine::diff::{DatabaseRole, NodeChange, NodeState};
 use omsup_engine::steps::{InitScope, Step, StepKind};
-use omsup_engine::{Compensation, UpgradePlan};
+use omsup_engine::{Compensation, Kind as _, UpgradePlan};
 use omsup_model::Severity;
 use serde::Serialize;
 
 /// The version of this output format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The whole `--format json` document.
 #[derive(Debug, Serialize)]
@@ -365,16 +367,16 @@ fn step_output(step: &Step) -> StepOutput {
         } => Some(name.clone()),
     };
     StepOutput {
-        id: step.id.clone(),
+        id: step.id.to_string(),
         kind: step.kind.name(),
         target,
-        depends_on: step.depends_on.clone(),
+        depends_on: step.depends_on.iter().map(ToString::to_string).collect(),
         lane: step.lane + 1,
         downtime: step.downtime,
         changes: step.changes.clone(),
         compensation: CompensationOutput {
             kind: compensation_kind(&step.kind.compensation()),
-            description: step.compensation.clone(),
+            description: step.kind.compensation_text().to_owned(),
         },
     }
 }

@@ -11,10 +11,13 @@
 //! - [`json::render_plan_json`]: `--format json`, a versioned output type documented in
 //!   [`json`] (never the engine's internal types).
 //! - [`dot::render_dot`]: `omsup graph`, the DAG as Graphviz DOT.
+//! - [`timeline::render_timeline_html`]: `omsup report`, one journaled run as a self-contained
+//!   HTML page (the only renderer of a run rather than a plan).
 
 pub mod dot;
 pub mod human;
 pub mod json;
+pub mod timeline;
 
 pub use dot::render_dot;
 pub use human::render_plan_human;

@@ -125,7 +125,7 @@ fn json_is_the_versioned_output_type() {
     let rendered = render_plan_json(&two_nodes_plan());
     insta::assert_snapshot!(rendered);
     let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], 2);
     let steps = json["steps"].as_array().unwrap();
     for (index, step) in steps.iter().enumerate() {
         for dependency in step["depends_on"].as_array().unwrap() {

@@ -22,30 +22,28 @@ pub(crate) fn plan_arg(world: &World) -> String {
 }
 
 /// What must survive an upgrade, read before it.
-struct Before {
+pub(crate) struct Before {
     rm: BTreeMap<String, (u64, Option<i64>)>,
     store: Vec<(std::path::PathBuf, String)>,
 }
 
-async fn before(world: &World) -> Before {
-    // The simulator appends to its store file while running: let it write something first.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+pub(crate) async fn before(world: &World) -> Before {
+    // The simulator appends to its store file while running: wait until it wrote something.
+    let mut store = Vec::new();
+    for node in &world.nodes {
+        let text = node
+            .wait_store_longer_than(0, Duration::from_secs(20))
+            .await;
+        store.push((node.store_file(), text));
+    }
     Before {
         rm: world.table_checksums(&world.rm).await.unwrap(),
-        store: world
-            .nodes
-            .iter()
-            .map(|n| {
-                let file = n.store_dir().join(&n.ip).join("store.dat");
-                let text = std::fs::read_to_string(&file).unwrap();
-                (file, text)
-            })
-            .collect(),
+        store,
     }
 }
 
 /// The end state of a successful 4.2.8 -> 4.2.9 upgrade, whatever happened on the way.
-async fn assert_upgraded(world: &World, before: &Before, context: &str) {
+pub(crate) async fn assert_upgraded(world: &World, before: &Before, context: &str) {
     let after = world.table_checksums(&world.rm).await.unwrap();
     for table in ["oms_project", "cluster_info"] {
         assert_eq!(after[table], before.rm[table], "{context}: {table} changed");
@@ -95,7 +93,8 @@ async fn assert_upgraded(world: &World, before: &Before, context: &str) {
     let pool = world.meta_pool().await.unwrap();
     let ha = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(ha["enable"], true, "{context}: {ha}");
     assert!(
         ha["refetchStoreIntervalMin"].as_u64().unwrap_or(0) >= 1,
@@ -213,7 +212,8 @@ async fn ha_off_before_and_on_after_keeps_every_other_key() {
     let pool = world.meta_pool().await.unwrap();
     let ha_before = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(ha_before["enable"], false);
     assert!(
         ha_before.as_object().unwrap().len() > 2,
@@ -228,7 +228,8 @@ async fn ha_off_before_and_on_after_keeps_every_other_key() {
     assert_eq!(run.code, 0, "{}", show(&run));
     let ha_after = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(ha_after["enable"], true, "{ha_after}");
     for (key, value) in ha_before.as_object().unwrap() {
         if key != "enable" && key != "refetchStoreIntervalMin" {
@@ -301,6 +302,68 @@ async fn two_concurrent_applies_exactly_one_runs() {
     assert_upgraded(&world, &before, "one of two concurrent applies").await;
 }
 
+/// Issue 13: two operators, each with a state directory of their own (as on two machines),
+/// start `apply` together on one world. The lock lives in the meta database server, so
+/// exactly one runs; the other is refused with exit 3 before changing anything, and once the
+/// winner is done the loser's `plan` shows nothing left to do.
+#[tokio::test]
+async fn two_operators_with_their_own_state_dirs_exactly_one_runs() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let state_dirs: Vec<String> = dirs
+        .iter()
+        .map(|dir| dir.path().join("state").display().to_string())
+        .collect();
+    let spawn = |plan: String, state_dir: String| {
+        std::thread::spawn(move || {
+            omsup(&["apply", "-f", &plan, "--yes", "--state-dir", &state_dir])
+        })
+    };
+    let (first, second) = (
+        spawn(plan.clone(), state_dirs[0].clone()),
+        spawn(plan.clone(), state_dirs[1].clone()),
+    );
+    let runs = [first.join().unwrap(), second.join().unwrap()];
+    let mut codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 3],
+        "{}\n====\n{}",
+        show(&runs[0]),
+        show(&runs[1])
+    );
+    let loser = runs.iter().position(|r| r.code == 3).unwrap();
+    let refusal = &runs[loser].stderr;
+    for part in ["is locked by run", "on host", "last heartbeat"] {
+        assert!(refusal.contains(part), "`{part}`: {}", show(&runs[loser]));
+    }
+    assert_upgraded(&world, &before, "one of two operators").await;
+    // The loser began no run: its journal is empty.
+    let history = omsup(&[
+        "history",
+        "--state-dir",
+        &state_dirs[loser],
+        "--format",
+        "json",
+    ]);
+    assert_eq!(history.code, 0, "{}", show(&history));
+    let history: Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(history["runs"], serde_json::json!([]), "{history:#}");
+    // Nothing is left to do, from the loser's side either.
+    let replan = omsup(&[
+        "plan",
+        "-f",
+        &plan,
+        "--state-dir",
+        &state_dirs[loser],
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(replan.code, 0, "no changes left: {}", show(&replan));
+}
+
 /// The steps of the world's plan, in order (from `omsup plan --format json`).
 pub(crate) fn plan_steps(plan: &str) -> Vec<String> {
     let run = omsup(&["plan", "-f", plan, "--format", "json"]);
@@ -314,15 +377,104 @@ pub(crate) fn plan_steps(plan: &str) -> Vec<String> {
         .collect()
 }
 
+/// The step ids a two-node world's upgrade must plan, derived from the world itself (its
+/// nodes, regions and databases), so a plan that silently lost steps fails the matrices.
+///
+/// The test daemons are shared, so whether the target image is already loaded depends on
+/// which test ran first; the matrices load it beforehand so that every world plans the same
+/// steps. `load-image` is therefore not in them (a load is skipped when the tag is there).
+pub(crate) async fn expected_two_node_steps(world: &World) -> Vec<String> {
+    let mut steps = vec!["preflight".to_owned(), "ha.off".to_owned()];
+    for node in &world.nodes {
+        for step in ["stop-old", "start-new", "wait-ready"] {
+            steps.push(format!("node[{}].{step}", node.ip));
+        }
+    }
+    for region in world.cm_hb.keys() {
+        steps.push(format!("region[{region}].prune-heartbeats"));
+        steps.push(format!("region[{region}].init"));
+    }
+    for database in world.databases() {
+        steps.push(format!("db[{database}].backup"));
+    }
+    steps.extend(["online.verify".to_owned(), "ha.restore".to_owned()]);
+    steps.sort();
+    steps
+}
+
+/// The world's plan steps, checked against [`expected_two_node_steps`].
+pub(crate) async fn checked_plan_steps(world: &World) -> Vec<String> {
+    for node in &world.nodes {
+        omsup_testworld::world::ensure_image(&node.docker().unwrap(), &world.spec.target_version)
+            .await
+            .unwrap();
+    }
+    let steps = plan_steps(&plan_arg(world));
+    let mut sorted = steps.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        expected_two_node_steps(world).await,
+        "the two-node plan lost or gained steps: the matrices would cover the wrong set"
+    );
+    steps
+}
+
+/// The moments a failpoint can kill omsup at, per step.
+pub(crate) const MOMENTS: [&str; 2] = ["before", "after"];
+
+/// Runs `case(moment, index)` for the plan steps `part`, `part + parts`, ... of a two-node
+/// world, both moments each, and asserts the number of cases run against the plan's step
+/// count. `case` returns the steps its own world planned (ids differ per world; every world
+/// must plan as many, each checked by [`checked_plan_steps`]).
+pub(crate) async fn matrix_part<F, Fut>(name: &str, part: usize, parts: usize, case: F)
+where
+    F: Fn(&'static str, usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let mut planned: Option<Vec<String>> = None;
+    let mut ran = 0;
+    let mut index = part;
+    loop {
+        for moment in MOMENTS {
+            let steps = case(moment, index).await;
+            let first = planned.get_or_insert_with(|| steps.clone());
+            assert_eq!(
+                steps.len(),
+                first.len(),
+                "{name}: every world must plan as many steps"
+            );
+            ran += 1;
+        }
+        index += parts;
+        if index >= planned.as_ref().map_or(0, Vec::len) {
+            break;
+        }
+    }
+    let total = planned.map_or(0, |p| p.len());
+    let expected = MOMENTS.len() * (part..total).step_by(parts).count();
+    assert!(
+        expected > 0,
+        "{name}: part {} of {parts} has no step in a plan of {total}",
+        part + 1
+    );
+    assert_eq!(ran, expected, "{name}: cases run");
+    eprintln!(
+        "{name} part {}/{parts}: {ran} cases ({} moments x every {parts}th of {total} steps)",
+        part + 1,
+        MOMENTS.len()
+    );
+}
+
 /// Kill the apply at `moment` of the plan's step number `index`, resume, and check the end
-/// state. False when the plan has no such step.
-async fn crash_then_resume(moment: &str, index: usize) -> bool {
+/// state. Returns the world's plan steps; panics when the plan has no such step.
+async fn crash_then_resume(moment: &'static str, index: usize) -> Vec<String> {
     let world = up(WorldSpec::two_nodes()).await;
     let plan = plan_arg(&world);
-    let steps = plan_steps(&plan);
-    let Some(step) = steps.get(index) else {
-        return false;
-    };
+    let steps = checked_plan_steps(&world).await;
+    let step = steps
+        .get(index)
+        .unwrap_or_else(|| panic!("the plan has no step {index}: {steps:?}"));
     let context = format!("killed {moment} {step}");
     let before = before(&world).await;
     let point = format!("{moment}:{step}");
@@ -346,36 +498,25 @@ async fn crash_then_resume(moment: &str, index: usize) -> bool {
     assert_eq!(resumed.code, 0, "{context}: resume\n{}", show(&resumed));
     assert_upgraded(&world, &before, &context).await;
     eprintln!("crash matrix: {context}: resumed, same end state");
-    true
-}
-
-/// The matrix, split so parts run in parallel: step `index`, both moments.
-async fn crash_matrix_part(part: usize, parts: usize) {
-    for index in (part..).step_by(parts) {
-        for moment in ["before", "after"] {
-            if !crash_then_resume(moment, index).await {
-                return;
-            }
-        }
-    }
+    steps
 }
 
 #[tokio::test]
 async fn crash_matrix_part_1() {
-    crash_matrix_part(0, 4).await;
+    matrix_part("crash matrix", 0, 4, crash_then_resume).await;
 }
 
 #[tokio::test]
 async fn crash_matrix_part_2() {
-    crash_matrix_part(1, 4).await;
+    matrix_part("crash matrix", 1, 4, crash_then_resume).await;
 }
 
 #[tokio::test]
 async fn crash_matrix_part_3() {
-    crash_matrix_part(2, 4).await;
+    matrix_part("crash matrix", 2, 4, crash_then_resume).await;
 }
 
 #[tokio::test]
 async fn crash_matrix_part_4() {
-    crash_matrix_part(3, 4).await;
+    matrix_part("crash matrix", 3, 4, crash_then_resume).await;
 }

@@ -1,6 +1,6 @@
 //! End-to-end `omsup apply` / `omsup resume` scenarios through the real binary on real worlds:
 //! init once per region or per node, the `oms_version` remedy, a failing init then resumed, a
-//! resume with a changed plan file, and the meta password kept out of argv, logs, the journal,
+//! resume with a changed plan file (its `omsup report` checked in a browser), and the meta password kept out of argv, logs, the journal,
 //! saved plans and backup names.
 
 use std::collections::BTreeSet;
@@ -17,7 +17,7 @@ use crate::apply::{plan_arg, plan_steps, show, status_json};
 use crate::support::{Run, omsup, omsup_env, resume_after_kill, up, workspace_root};
 
 /// The journaled record of step `id` in `omsup status --format json`.
-fn status_step<'a>(status: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn status_step<'a>(status: &'a Value, id: &str) -> &'a Value {
     status["run"]["steps"]
         .as_array()
         .and_then(|steps| steps.iter().find(|s| s["step_id"] == id))
@@ -67,7 +67,7 @@ async fn health_answer(ip: &str) -> Value {
 
 /// Every node ONLINE in cm.host, running the 4.2.9 image, healthy with the meta schema recorded
 /// at 4.2.9 (the newest `rm.oms_version` row); a second plan has nothing left to do.
-async fn assert_online_on_4_2_9(world: &World, context: &str) {
+pub(crate) async fn assert_online_on_4_2_9(world: &World, context: &str) {
     let statuses = world.host_statuses().await.unwrap();
     for node in &world.nodes {
         assert_eq!(
@@ -108,7 +108,7 @@ async fn assert_online_on_4_2_9(world: &World, context: &str) {
     assert_eq!(again.code, 0, "{context}: a second plan\n{}", show(&again));
 }
 
-fn assert_exit(run: &Run, code: i32, what: &str) {
+pub(crate) fn assert_exit(run: &Run, code: i32, what: &str) {
     assert_eq!(run.code, code, "{what}\n{}", show(run));
 }
 
@@ -290,6 +290,7 @@ async fn a_failing_init_stops_the_apply_and_resume_finishes_it() {
         "the knob was set on the node init runs on: {init:#}"
     );
     assert_online_on_4_2_9(&world, "resumed after a failed init").await;
+    crate::report::assert_report_shows_the_run(&plan, &world.dir, &status, "region[hz].init");
 }
 
 #[tokio::test]
@@ -350,7 +351,8 @@ async fn resume_refuses_a_changed_plan_file_and_accepts_changed_timeouts() {
     let pool = world.meta_pool().await.unwrap();
     let ha = omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(ha["enable"], true, "{ha}");
     assert_online_on_4_2_9(&world, "resumed with changed timeouts").await;
 }

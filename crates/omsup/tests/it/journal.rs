@@ -41,6 +41,10 @@ async fn begin(
     kind: RunKind,
     undoes: Option<RunId>,
 ) -> (DeploymentLock, RunWriter) {
+    begin_new_run(journal, new_run(kind, undoes)).await
+}
+
+async fn begin_new_run(journal: &Journal, new_run: NewRun) -> (DeploymentLock, RunWriter) {
     let lock = journal
         .acquire_lock(LockRequest {
             run_id: RunId::generate(),
@@ -49,10 +53,7 @@ async fn begin(
         })
         .await
         .unwrap();
-    let run = journal
-        .begin_run(&lock, new_run(kind, undoes))
-        .await
-        .unwrap();
+    let run = journal.begin_run(&lock, new_run).await.unwrap();
     (lock, run)
 }
 
@@ -134,7 +135,7 @@ async fn status_shows_the_last_run_step_by_step_and_what_to_do() {
     let json = omsup(&["status", "-f", plan, "--format", "json"]);
     assert_eq!(json.code, 0, "{}", json.stderr);
     let document = json_of(&json.stdout);
-    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["format_version"], 2);
     assert_eq!(document["deployment"], "oms-hz");
     assert_eq!(document["lock"], Value::Null);
     let run = &document["run"];
@@ -150,6 +151,12 @@ async fn status_shows_the_last_run_step_by_step_and_what_to_do() {
         .map(|step| step["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["succeeded", "succeeded", "in flight", "pending"]);
+    for removed in ["undo_attempts", "undo_error", "started_at"] {
+        assert!(
+            steps[0].get(removed).is_none(),
+            "format 2 has no `{removed}`"
+        );
+    }
     assert_eq!(steps[1]["attempts"], 2);
     assert_eq!(steps[1]["outputs"]["path"], "rm_428.sql");
 }
@@ -326,4 +333,70 @@ async fn a_state_dir_with_no_journal_or_several_says_which_to_choose() {
             .contains("hint: a journal is created by the first `omsup apply`")
     );
     drop(plan_dir);
+}
+
+/// A run journaled by an omsup before typed step outputs (apply document format version 1):
+/// `resume` and `rollback` refuse it, naming the version, before touching anything.
+#[tokio::test]
+async fn a_run_journaled_in_an_older_document_format_is_refused_by_its_version() {
+    let (dir, plan) = plan_in_temp_dir();
+    let plan = plan.to_str().unwrap();
+    let journal = Journal::open(&dir.path().join(".omsup"), "oms-hz")
+        .await
+        .unwrap();
+    let (lock, run) = begin_with_document(
+        &journal,
+        json!({
+            "format_version": 1,
+            "plan_file_path": plan,
+            "plan_file_text": std::fs::read_to_string(plan).unwrap(),
+            "plan": {},
+        }),
+    )
+    .await;
+    run.intent("ha.off", "ha-off", json!({"step": {}, "captured": null}))
+        .await
+        .unwrap();
+    run.succeeded(
+        "ha.off",
+        json!({"previous": {"enable": true}, "changed": true, "at": 1}),
+    )
+    .await
+    .unwrap();
+    let run_id = run.run_id().clone();
+    lock.release().await.unwrap();
+
+    let expected = format!(
+        "error: run `{run_id}` was journaled with apply document format version 1; this omsup reads version 2\n"
+    );
+    let resumed = omsup(&["resume", "-f", plan, "--yes"]);
+    assert_eq!(resumed.code, 3, "{}", resumed.stderr);
+    assert!(resumed.stderr.starts_with(&expected), "{}", resumed.stderr);
+    assert!(
+        resumed
+            .stderr
+            .contains("hint: finish the run (`omsup resume` or `omsup rollback`) with the omsup release that began it"),
+        "{}",
+        resumed.stderr
+    );
+    // Nothing was written: the run is still the interrupted apply it was.
+    let status = json_of(&omsup(&["status", "-f", plan, "--format", "json"]).stdout);
+    assert_eq!(status["run"]["result"], "interrupted", "{status:#}");
+    assert_eq!(status["run"]["steps_done"], 1, "{status:#}");
+
+    let rolled_back = omsup(&["rollback", "-f", plan, "--yes"]);
+    assert_eq!(rolled_back.code, 3, "{}", rolled_back.stderr);
+    assert!(
+        rolled_back.stderr.starts_with(&expected),
+        "{}",
+        rolled_back.stderr
+    );
+    let history = json_of(&omsup(&["history", "-f", plan, "--format", "json"]).stdout);
+    assert_eq!(history["runs"].as_array().unwrap().len(), 1, "{history:#}");
+}
+
+async fn begin_with_document(journal: &Journal, document: Value) -> (DeploymentLock, RunWriter) {
+    let mut new_run = new_run(RunKind::Apply, None);
+    new_run.document = document;
+    begin_new_run(journal, new_run).await
 }

@@ -199,13 +199,13 @@ fn json_format_is_versioned_and_locates_every_finding() {
 }
 
 #[test]
-fn an_unreadable_file_exits_2_and_the_others_are_still_checked() {
+fn an_unreadable_file_exits_64_and_the_others_are_still_checked() {
     let run = omsup(&[
         "lint",
         "tests/lint/does-not-exist.toml",
         "tests/lint/literal-password.toml",
     ]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 64);
     assert!(
         run.stdout
             .contains("error: cannot read `tests/lint/does-not-exist.toml`"),
@@ -230,9 +230,9 @@ fn help_documents_the_exit_codes() {
     let run = omsup(&["lint", "--help"]);
     assert_eq!(run.code, 0);
     for code in [
-        "0  no findings at error level",
-        "1  at least one finding at error level",
-        "2  usage error",
+        "0   no findings at error level",
+        "1   at least one finding at error level",
+        "64  usage error",
     ] {
         assert!(run.stdout.contains(code), "{}", run.stdout);
     }
@@ -241,8 +241,8 @@ fn help_documents_the_exit_codes() {
 }
 
 #[test]
-fn a_usage_error_exits_2() {
+fn a_usage_error_exits_64_not_2_which_means_changes_for_plan() {
     let run = omsup(&["lint"]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 64);
     assert!(run.stderr.contains("<FILE>"), "{}", run.stderr);
 }

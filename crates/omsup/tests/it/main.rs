@@ -2,8 +2,14 @@
 
 mod apply;
 mod apply_scenarios;
+mod cli;
+mod init;
+mod interrupt;
 mod journal;
 mod lint;
 mod plan;
+mod random_kill;
+mod report;
 mod rollback;
 mod support;
+mod transports;

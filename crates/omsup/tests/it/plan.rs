@@ -53,27 +53,35 @@ fn escape(text: &str) -> String {
 
 /// Filters for everything that differs between worlds and runs.
 fn volatile_filters(world: &World) -> Vec<(String, String)> {
-    vec![
-        (escape(&world.dir.display().to_string()), "[WORLD]".into()),
+    // Node k's address differs per world: `[NET].<k+1>`.
+    let nodes = world.nodes.iter().map(|node| {
         (
-            escape(&omsup_testworld::world::target_dir().display().to_string()),
-            "[TARGET]".into(),
-        ),
-        // The world's id is in its container, database and deployment names (`oms_w7`, `w7_rm`).
-        (escape(&world.id), "[W]".into()),
-        (r"127\.\d+\.\d+\.(\d+)".into(), "[NET].$1".into()),
-        (r"sha256:[0-9a-f]{64}".into(), "sha256:[ID]".into()),
-        (r"\b[0-9a-f]{64}\b".into(), "[HASH]".into()),
-        (r"\b[0-9a-f]{12}\b".into(), "[ID]".into()),
-        (
-            r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|TiB|bytes)\b".into(),
-            "[SIZE]".into(),
-        ),
-        (r"\b\d+ (heartbeat )?rows\b".into(), "[N] rows".into()),
-        // Columns are as wide as the longest step id, which holds the world's IPs: keep the
-        // words, not the padding.
-        (r"(\S) {2,}".into(), "$1  ".into()),
-    ]
+            format!(r"{}\b", escape(&node.ip)),
+            format!("[NET].{}", node.index + 1),
+        )
+    });
+    nodes
+        .chain([
+            (escape(&world.dir.display().to_string()), "[WORLD]".into()),
+            (
+                escape(&omsup_testworld::world::target_dir().display().to_string()),
+                "[TARGET]".into(),
+            ),
+            // The world's id is in its container, database and deployment names (`oms_w7`, `w7_rm`).
+            (escape(&world.id), "[W]".into()),
+            (r"sha256:[0-9a-f]{64}".into(), "sha256:[ID]".into()),
+            (r"\b[0-9a-f]{64}\b".into(), "[HASH]".into()),
+            (r"\b[0-9a-f]{12}\b".into(), "[ID]".into()),
+            (
+                r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|TiB|bytes)\b".into(),
+                "[SIZE]".into(),
+            ),
+            (r"\b\d+ (heartbeat )?rows\b".into(), "[N] rows".into()),
+            // Columns are as wide as the longest step id, which holds the world's IPs: keep the
+            // words, not the padding.
+            (r"(\S) {2,}".into(), "$1  ".into()),
+        ])
+        .collect()
 }
 
 fn assert_fast(took: Duration, what: &str) {
@@ -339,6 +347,8 @@ async fn an_unreachable_daemon_fails_in_seconds_with_a_hint() {
     let mut plan = read_plan(&world);
     let missing_socket = world.dir.join("no-such-docker.sock");
     plan.regions[0].nodes[1].docker = format!("unix://{}", missing_socket.display());
+    plan.regions[0].nodes[1].tls = None;
+    plan.regions[0].nodes[1].ssh = None;
     let plan_path = write_plan(&world, "plan-unreachable-daemon.toml", &plan);
 
     let (run, took) = timed(&["plan", "-f", path_arg(&plan_path)]);
@@ -358,6 +368,12 @@ async fn an_unreachable_daemon_fails_in_seconds_with_a_hint() {
         run.stderr
     );
     assert!(run.stderr.contains("caused by:"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the node's Docker daemon did not answer: no socket at"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("hint: "), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
@@ -474,6 +490,28 @@ async fn a_saved_plan_and_every_output_hold_no_password() {
         let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the saved plan is readable by others");
     }
+    // `graph` draws a saved plan as it was saved, observing nothing: the same steps and edges
+    // as `graph -f` on the unchanged world (the tooltips may differ: heartbeats keep
+    // arriving), and still drawn once the world is gone.
+    let observed = omsup(&["graph", "-f", path_arg(&world.plan_path)]);
+    let drawn = omsup(&["graph", path_arg(&saved)]);
+    assert_eq!((observed.code, drawn.code), (0, 0), "{}", drawn.stderr);
+    assert!(drawn.stdout.starts_with("digraph"), "{}", drawn.stdout);
+    let edges = |dot: &str| -> Vec<String> {
+        dot.lines()
+            .filter(|l| l.contains(" -> "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(edges(&drawn.stdout).len() >= 20, "{}", drawn.stdout);
+    assert_eq!(edges(&drawn.stdout), edges(&observed.stdout));
+    let kept = tempfile::tempdir().unwrap();
+    let saved = kept.path().join("saved-plan.json");
+    std::fs::write(&saved, &saved_text).unwrap();
+    world.down().await.unwrap();
+    let offline = omsup(&["graph", path_arg(&saved)]);
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert_eq!(offline.stdout, drawn.stdout);
 }
 
 #[tokio::test]

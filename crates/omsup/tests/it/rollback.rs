@@ -9,13 +9,13 @@ use std::time::Duration;
 use omsup_testworld::{World, WorldSpec};
 use serde_json::Value;
 
-use crate::apply::{plan_arg, plan_steps, show};
+use crate::apply::{checked_plan_steps, matrix_part, plan_arg, plan_steps, show};
 use crate::support::{omsup, omsup_env, resume_after_kill, rollback_after_kill, up};
 
 type Checksums = BTreeMap<String, (u64, Option<i64>)>;
 
 /// The world before any upgrade.
-struct Original {
+pub(crate) struct Original {
     rm: Checksums,
     ha: Value,
     binds: BTreeMap<String, Vec<String>>,
@@ -50,9 +50,10 @@ async fn ha_config(world: &World) -> Value {
     omsup_exec::meta_actions::read_ha_config(&pool, &world.rm)
         .await
         .unwrap()
+        .to_value()
 }
 
-async fn original(world: &World) -> Original {
+pub(crate) async fn original(world: &World) -> Original {
     let mut binds = BTreeMap::new();
     for node in &world.nodes {
         binds.insert(node.ip.clone(), binds_of(world, &node.ip).await);
@@ -75,7 +76,7 @@ fn ha_without_refetch(ha: &Value) -> Value {
 
 /// Old containers running the old image with the same mounts, every node ONLINE and healthy,
 /// HA as it was, the pre-upgrade rows, and `omsup plan` showing the upgrade again.
-async fn assert_back_to_original(world: &World, original: &Original, context: &str) {
+pub(crate) async fn assert_back_to_original(world: &World, original: &Original, context: &str) {
     for node in &world.nodes {
         let docker = node.docker().unwrap();
         let container = docker
@@ -251,14 +252,14 @@ async fn a_corrupted_backup_stops_the_rollback_before_anything_is_dropped() {
 }
 
 /// Kill the apply at `moment` of step number `index`, roll back, and check the world is as it
-/// was. False when the plan has no such step.
-async fn kill_then_rollback(moment: &str, index: usize) -> bool {
+/// was. Returns the world's plan steps; panics when the plan has no such step.
+async fn kill_then_rollback(moment: &'static str, index: usize) -> Vec<String> {
     let world = up(WorldSpec::two_nodes()).await;
     let plan = plan_arg(&world);
-    let steps = plan_steps(&plan);
-    let Some(step) = steps.get(index) else {
-        return false;
-    };
+    let steps = checked_plan_steps(&world).await;
+    let step = steps
+        .get(index)
+        .unwrap_or_else(|| panic!("the plan has no step {index}: {steps:?}"));
     let context = format!("apply killed {moment} {step}, then rolled back");
     let original = original(&world).await;
     let point = format!("{moment}:{step}");
@@ -277,35 +278,25 @@ async fn kill_then_rollback(moment: &str, index: usize) -> bool {
         show(&resume)
     );
     eprintln!("rollback matrix: {context}: back to the original state");
-    true
-}
-
-async fn rollback_matrix_part(part: usize, parts: usize) {
-    for index in (part..).step_by(parts) {
-        for moment in ["before", "after"] {
-            if !kill_then_rollback(moment, index).await {
-                return;
-            }
-        }
-    }
+    steps
 }
 
 #[tokio::test]
 async fn rollback_matrix_part_1() {
-    rollback_matrix_part(0, 4).await;
+    matrix_part("rollback matrix", 0, 4, kill_then_rollback).await;
 }
 
 #[tokio::test]
 async fn rollback_matrix_part_2() {
-    rollback_matrix_part(1, 4).await;
+    matrix_part("rollback matrix", 1, 4, kill_then_rollback).await;
 }
 
 #[tokio::test]
 async fn rollback_matrix_part_3() {
-    rollback_matrix_part(2, 4).await;
+    matrix_part("rollback matrix", 2, 4, kill_then_rollback).await;
 }
 
 #[tokio::test]
 async fn rollback_matrix_part_4() {
-    rollback_matrix_part(3, 4).await;
+    matrix_part("rollback matrix", 3, 4, kill_then_rollback).await;
 }
