@@ -19,7 +19,7 @@ use crate::ci::run_cmd;
 pub const VERSIONS: &[&str] = &["4.1.0", "4.2.0", "4.2.8", "4.2.9"];
 
 /// Bump when the image layout changes, so stamps from older recipes rebuild.
-const RECIPE_VERSION: &str = "sim-images v1";
+const RECIPE_VERSION: &str = "sim-images v3";
 
 pub fn run(args: &[String]) -> Result<()> {
     let force = match args {
@@ -38,9 +38,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let stamp_path = out_dir.join("stamp");
     let fresh = !force
         && std::fs::read_to_string(&stamp_path).is_ok_and(|old| old == stamp)
-        && VERSIONS
-            .iter()
-            .all(|v| package_path(v).is_file() && image_exists(&tag(v)));
+        && VERSIONS.iter().all(|v| {
+            package_path(v).is_file() && image_id_path(v).is_file() && image_exists(&tag(v))
+        });
     if fresh {
         eprintln!(
             "sim-images: up to date ({} images in {})",
@@ -86,6 +86,9 @@ pub fn run(args: &[String]) -> Result<()> {
             let _ = Command::new("docker").args(["image", "rm", &old]).output();
         }
         let package = package_path(version);
+        let id =
+            image_id(&tag).with_context(|| format!("`docker import` left no image `{tag}`"))?;
+        std::fs::write(image_id_path(version), id)?;
         run_cmd(
             Command::new("docker")
                 .arg("save")
@@ -106,7 +109,9 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 // Names and paths are the test world's: one definition for the builder and its users.
-use omsup_testworld::world::{image_package as package_path, image_tag as tag, target_dir};
+use omsup_testworld::world::{
+    image_id_path, image_package as package_path, image_tag as tag, target_dir,
+};
 
 fn images_dir() -> PathBuf {
     target_dir().join("oms-sim-images")

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use omsup_model::plan::{Mounts, PlanFile};
+use omsup_model::plan::{Mounts, PackageLocation, PlanFile};
 use omsup_model::upgrade::{UpgradeVerdict, rules};
 use omsup_model::{OmsVersion, Severity};
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,38 @@ pub struct NodeChange {
     /// Where `/oms/health` answers: config.yaml's `nginx_server_port` (8089 by default).
     #[serde(default = "default_health_port")]
     pub health_port: u16,
+}
+
+/// A node that must load the image but has no readable package at `[image] package`.
+fn node_package_finding(
+    plan: &PlanFile,
+    node: &omsup_model::plan::Node,
+    subject: &str,
+    package: Option<&crate::observed::ObservedPackage>,
+) -> Option<PreflightFinding> {
+    let path = plan.image.package.display();
+    let (code, message) = match package {
+        Some(p) if p.exists && p.readable => return None,
+        Some(p) if p.exists => (
+            "package-unreadable",
+            format!(
+                "cannot read the image package `{path}` on this node ({})",
+                node.docker
+            ),
+        ),
+        _ => (
+            "package-missing",
+            format!(
+                "the image package `{path}` is not on this node ({})",
+                node.docker
+            ),
+        ),
+    };
+    Some(
+        PreflightFinding::new(Severity::Error, code, subject, message).hint(
+            "copy the package to this path on the node (`scp`), or set `[image] package_on = \"operator\"` to stream it from this machine",
+        ),
+    )
 }
 
 /// OMS's nginx port unless config.yaml sets `nginx_server_port`.
@@ -244,6 +276,14 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             }
         };
         change.load_image = docker.target_image_id.is_none();
+        if change.load_image && plan.image.package_on == PackageLocation::Nodes {
+            findings.extend(node_package_finding(
+                plan,
+                node,
+                &subject,
+                docker.package.as_ref(),
+            ));
+        }
         let Some(container) = &docker.container else {
             findings.push(
                 PreflightFinding::new(Severity::Error, "container-missing", &subject, format!("no container named `{}` on this node", node.container))
@@ -443,7 +483,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
     }
 
     let package = &observed.operator.package;
-    if nodes.iter().any(|n| n.load_image) {
+    if plan.image.package_on == PackageLocation::Operator && nodes.iter().any(|n| n.load_image) {
         if !package.exists {
             findings.push(
                 PreflightFinding::new(

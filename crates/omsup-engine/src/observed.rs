@@ -52,6 +52,9 @@ pub struct ObservedDocker {
     pub kept_containers: Vec<ObservedContainer>,
     /// The target image tag, when it is already loaded on this daemon.
     pub target_image_id: Option<String>,
+    /// The image package on this node, when `[image] package_on = "nodes"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<ObservedPackage>,
 }
 
 /// One container, from `docker inspect`.
@@ -168,6 +171,16 @@ impl ObservedWorld {
                             .clone()
                             .unwrap_or_else(|| "absent".into()),
                     );
+                    if let Some(package) = &docker.package {
+                        facts.insert(
+                            format!("{prefix}.package.exists"),
+                            package.exists.to_string(),
+                        );
+                        facts.insert(
+                            format!("{prefix}.package.size"),
+                            package.size_bytes.to_string(),
+                        );
+                    }
                     match &docker.container {
                         None => {
                             facts.insert(format!("{prefix}.container"), "absent".into());

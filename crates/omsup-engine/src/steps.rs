@@ -325,9 +325,13 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
             },
             vec![preflight.clone()],
             format!(
-                "docker load {} -> {}",
+                "docker load {} -> {}{}",
                 plan.image.package.display(),
-                node.image_after
+                node.image_after,
+                match plan.image.package_on {
+                    omsup_model::plan::PackageLocation::Operator => "",
+                    omsup_model::plan::PackageLocation::Nodes => " (on the node, over ssh)",
+                }
             ),
         );
         loads.insert(node.ip.clone(), id);

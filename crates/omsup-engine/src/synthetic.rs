@@ -87,6 +87,7 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
                     }),
                     kept_containers: vec![],
                     target_image_id: None,
+                    package: None,
                 })),
             })
         })

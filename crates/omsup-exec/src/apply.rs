@@ -22,12 +22,14 @@ use omsup_engine::outputs::{
 };
 use omsup_engine::steps::{InitScope, Step, StepKind, UpgradePlan};
 use omsup_model::PlanFile;
+use omsup_model::plan::PackageLocation;
 use sqlx::MySqlPool;
 
 use crate::backup::{self, ClientConnection};
 use crate::docker_actions::{self, NewContainerSpec};
 use crate::executor::{Executor, Failure, StepError};
 use crate::meta_actions;
+use crate::node_package;
 use crate::secrets::Secrets;
 use crate::time::{unix_now, unix_seconds};
 
@@ -91,6 +93,30 @@ impl ApplyContext {
             .iter()
             .find(|n| n.ip == ip)
             .ok_or_else(|| StepError::other(&step.id, format!("node {ip} is not in the plan")))
+    }
+
+    /// The node as the plan file declares it (its endpoint and SSH files).
+    fn plan_node(&self, step: &Step, ip: &str) -> Result<&omsup_model::plan::Node, StepError> {
+        self.plan_file
+            .nodes()
+            .map(|(_, node)| node)
+            .find(|n| n.ip == ip)
+            .ok_or_else(|| StepError::other(&step.id, format!("node {ip} is not in the plan file")))
+    }
+
+    /// The size of the package `ip` loads, for progress: the operator's file, or the one the
+    /// plan observed on the node.
+    fn package_size(&self, ip: &str) -> Option<u64> {
+        match self.plan_file.image.package_on {
+            PackageLocation::Operator => std::fs::metadata(&self.plan_file.image.package)
+                .ok()
+                .map(|m| m.len()),
+            PackageLocation::Nodes => self
+                .plan
+                .facts
+                .get(&format!("node[{ip}].package.size"))
+                .and_then(|size| size.parse().ok()),
+        }
     }
 
     /// T1 of this run (see [`Outputs::t1`]).
@@ -211,18 +237,25 @@ async fn run(
         StepKind::LoadImage { node } => {
             let docker = ctx.docker(step, node)?;
             let started = Instant::now();
-            let total = std::fs::metadata(&ctx.plan_file.image.package)
-                .ok()
-                .map(|m| m.len());
+            let total = ctx.package_size(node);
             let on_bytes = ctx.on_bytes.clone();
             let id = step.id.clone();
-            let image_id = docker_actions::load_image(
-                docker,
-                &ctx.plan_file.image.package,
-                &ctx.plan_file.image.tag,
-                move |bytes| on_bytes(&id, bytes, total),
-            )
-            .await
+            let on_progress = move |bytes| on_bytes(&id, bytes, total);
+            let image_id = match ctx.plan_file.image.package_on {
+                PackageLocation::Operator => {
+                    docker_actions::load_image(
+                        docker,
+                        &ctx.plan_file.image.package,
+                        &ctx.plan_file.image.tag,
+                        on_progress,
+                    )
+                    .await
+                }
+                PackageLocation::Nodes => {
+                    let plan_node = ctx.plan_node(step, node)?;
+                    node_package::load(&ctx.plan_file, plan_node, docker, on_progress).await
+                }
+            }
             .map_err(&docker_err)?;
             Ok(StepOutput::LoadImage(LoadImageOutput {
                 image_id,

@@ -52,6 +52,12 @@ pub enum DockerActionError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot load the image package `{}` on the node `{endpoint}`: {reason}", path.display())]
+    LoadOnNode {
+        path: std::path::PathBuf,
+        endpoint: String,
+        reason: String,
+    },
     #[error("loading `{}` did not yield the tag `{tag}`", path.display())]
     TagMissingAfterLoad {
         path: std::path::PathBuf,

@@ -81,12 +81,35 @@ pub struct StateSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Image {
-    /// Absolute path of the image package (`docker save` tarball) on the machine running omsup;
-    /// it is streamed to each node's Docker daemon (`docker load`).
+    /// Absolute path of the image package (`docker save` tarball): on the machine running
+    /// omsup, or on every node (see `package_on`).
     pub package: PathBuf,
+    /// Where `package` is: `operator` (the default: streamed from this machine to each node's
+    /// Docker daemon) or `nodes` (already copied to every node at that path, as the runbook
+    /// has it: loaded there with `docker load` over the node's `ssh://` endpoint, so the
+    /// package never crosses the network again).
+    #[serde(default, skip_serializing_if = "PackageLocation::is_default")]
+    pub package_on: PackageLocation,
     /// The tag loading the package must yield, e.g. `oms:feature_4.2.9-ce`.
     #[schemars(length(min = 1))]
     pub tag: String,
+}
+
+/// Where `[image] package` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageLocation {
+    /// On the machine running omsup; streamed to every node.
+    #[default]
+    Operator,
+    /// On every node, at the same path; loaded there.
+    Nodes,
+}
+
+impl PackageLocation {
+    fn is_default(&self) -> bool {
+        *self == Self::Operator
+    }
 }
 
 /// `[meta_db]`: where the OMS meta databases live. The password is never written here.

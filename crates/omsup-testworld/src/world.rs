@@ -454,6 +454,7 @@ impl World {
         let loads = self.nodes.iter().map(|node| async move {
             let docker = node.docker()?;
             ensure_image(&docker, &self.spec.version).await?;
+            replace_stale_image(&docker, &self.spec.target_version).await?;
             remove_named(&docker, &self.container).await
         });
         futures_util::future::try_join_all(loads).await?;
@@ -711,6 +712,7 @@ impl World {
             },
             image: plan::Image {
                 package: image_package(&self.spec.target_version),
+                package_on: plan::PackageLocation::Operator,
                 tag: image_tag(&self.spec.target_version),
             },
             meta_db: plan::MetaDb {
@@ -885,11 +887,42 @@ pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the simulator package of `version` into `docker` unless its tag is there.
+/// The image id `cargo xtask sim-images` records beside each package: which build of the
+/// simulator a tag must name.
+pub fn image_id_path(version: &str) -> PathBuf {
+    image_package(version).with_extension("id")
+}
+
+/// Loads the simulator package of `version` into `docker` unless its tag is there and names
+/// this build of the simulator. A node daemon keeps its images across sessions and CI runs:
+/// a tag that names an older build is replaced, never silently tested against.
 pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
+    load_image(docker, version, true).await
+}
+
+/// Replaces `version`'s tag when it names another build of the simulator; an absent image
+/// stays absent (the target image, which omsup's `load-image` steps load).
+pub async fn replace_stale_image(docker: &Docker, version: &str) -> Result<()> {
+    load_image(docker, version, false).await
+}
+
+async fn load_image(docker: &Docker, version: &str, when_absent: bool) -> Result<()> {
     let tag = image_tag(version);
-    if docker.inspect_image(&tag).await.is_ok() {
-        return Ok(());
+    let id_path = image_id_path(version);
+    let wanted = std::fs::read_to_string(&id_path).map_err(|e| {
+        Error::io(
+            format!(
+                "cannot read {} (run `cargo xtask sim-images`)",
+                id_path.display()
+            ),
+            e,
+        )
+    })?;
+    match docker.inspect_image(&tag).await {
+        Ok(image) if image.id.as_deref() == Some(wanted.trim()) => return Ok(()),
+        Ok(_) => {}
+        Err(_) if !when_absent => return Ok(()),
+        Err(_) => {}
     }
     let package = image_package(version);
     let file = tokio::fs::File::open(&package)

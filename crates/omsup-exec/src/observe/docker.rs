@@ -187,12 +187,18 @@ async fn read_docker(
         }
     };
 
+    // Only needed when it will be loaded.
+    let package = match target_image_id {
+        None => crate::node_package::observe(plan, node).await,
+        Some(_) => None,
+    };
     Ok((
         ObservedDocker {
             api_version,
             container,
             kept_containers,
             target_image_id,
+            package,
         },
         problems,
     ))

@@ -10,7 +10,7 @@ mod config_yaml;
 pub mod discover;
 mod docker;
 mod meta_db;
-mod operator;
+pub(crate) mod operator;
 
 use std::time::Duration;
 

@@ -27,7 +27,7 @@ pub(crate) async fn observe_operator_side(plan: &PlanFile) -> ObservedOperatorSi
     })
 }
 
-fn observe_package(path: &Path) -> ObservedPackage {
+pub(crate) fn observe_package(path: &Path) -> ObservedPackage {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_file() => ObservedPackage {
             exists: true,
