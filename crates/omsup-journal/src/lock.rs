@@ -52,6 +52,8 @@ pub enum LockPurpose {
     Apply,
     Resume,
     Rollback,
+    /// `omsup state migrate`: the history is copied between backends.
+    Migrate,
 }
 
 impl LockPurpose {
@@ -60,6 +62,7 @@ impl LockPurpose {
             LockPurpose::Apply => "apply",
             LockPurpose::Resume => "resume",
             LockPurpose::Rollback => "rollback",
+            LockPurpose::Migrate => "migrate",
         }
     }
 }

@@ -67,7 +67,7 @@ pub struct Deployment {
 /// `[state]`: where omsup keeps its state. The deployment lock always lives in the meta database
 /// server (every operator reaches that server), so that one run per deployment holds across
 /// machines; the journal lives there too with `backend = "meta_db"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StateSettings {
     /// Where the journal (the runs and their steps) lives: `local` (default), a SQLite file in

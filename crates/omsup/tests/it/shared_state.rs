@@ -1,6 +1,6 @@
 //! Issue 13, the journal in the meta database server (`[state] backend = "meta_db"`): a run
 //! started on one machine is seen, resumed and rolled back from another (two state
-//! directories stand for two machines).
+//! directories stand for two machines); `omsup state migrate` moves a history there and back.
 
 use serde_json::Value;
 
@@ -118,4 +118,119 @@ async fn a_run_started_on_one_machine_is_seen_resumed_and_rolled_back_from_anoth
             "no local journal in `{dir}`"
         );
     }
+}
+
+/// Issue 13: `omsup state migrate` moves a deployment's history to the meta database server
+/// and back without losing any of it, and never merges into a journal that has runs.
+#[tokio::test]
+async fn state_migrate_moves_the_history_there_and_back_identically() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let local_plan = crate::apply::plan_arg(&world);
+    let shared_plan = meta_db_plan(&world);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let [here, back] = [0, 1].map(|i| dirs[i].path().join("state").display().to_string());
+    let applied = omsup(&["apply", "-f", &local_plan, "--yes", "--state-dir", &here]);
+    assert_eq!(applied.code, 0, "{}", show(&applied));
+    let history = |plan: &str, dir: &str| {
+        json_of(&[
+            "history",
+            "-f",
+            plan,
+            "--state-dir",
+            dir,
+            "--format",
+            "json",
+        ])
+    };
+    let original = history(&local_plan, &here);
+    assert_eq!(
+        original["runs"].as_array().unwrap().len(),
+        1,
+        "{original:#}"
+    );
+
+    let same = omsup(&[
+        "state",
+        "migrate",
+        "--to",
+        "local",
+        "-f",
+        &local_plan,
+        "--state-dir",
+        &here,
+    ]);
+    assert_eq!(
+        same.code,
+        3,
+        "the plan keeps it local already: {}",
+        show(&same)
+    );
+
+    let there = omsup(&[
+        "state",
+        "migrate",
+        "--to",
+        "meta_db",
+        "-f",
+        &local_plan,
+        "--state-dir",
+        &here,
+    ]);
+    assert_eq!(there.code, 0, "{}", show(&there));
+    assert!(there.stderr.contains("1 runs and "), "{}", show(&there));
+    assert_eq!(
+        history(&shared_plan, &back),
+        original,
+        "identical in the server"
+    );
+
+    let again = omsup(&[
+        "state",
+        "migrate",
+        "--to",
+        "meta_db",
+        "-f",
+        &local_plan,
+        "--state-dir",
+        &here,
+    ]);
+    assert_eq!(again.code, 3, "never merged: {}", show(&again));
+    assert!(
+        again.stderr.contains("already holds 1 run"),
+        "{}",
+        show(&again)
+    );
+
+    let home = omsup(&[
+        "state",
+        "migrate",
+        "--to",
+        "local",
+        "-f",
+        &shared_plan,
+        "--state-dir",
+        &back,
+    ]);
+    assert_eq!(home.code, 0, "{}", show(&home));
+    assert_eq!(
+        history(&local_plan, &back),
+        original,
+        "identical back in a local file"
+    );
+    let status = json_of(&[
+        "status",
+        "-f",
+        &local_plan,
+        "--state-dir",
+        &back,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(status["run"]["result"], "succeeded", "{status:#}");
+    let steps = status["run"]["steps"].as_array().unwrap();
+    assert!(steps.len() > 5, "{status:#}");
+    assert!(
+        steps.iter().all(|step| step["state"] == "succeeded"),
+        "every step's events came along: {status:#}"
+    );
 }
