@@ -64,17 +64,35 @@ pub struct Deployment {
     pub current_version: Option<String>,
 }
 
-/// `[state]`: omsup's own state in the meta database server. The deployment lock always lives
-/// there (every operator reaches that server), so that one run per deployment holds across
-/// machines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// `[state]`: where omsup keeps its state. The deployment lock always lives in the meta database
+/// server (every operator reaches that server), so that one run per deployment holds across
+/// machines; the journal lives there too with `backend = "meta_db"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StateSettings {
+    /// Where the journal (the runs and their steps) lives: `local` (default), a SQLite file in
+    /// the state directory of the machine running omsup; or `meta_db`, omsup's database in the
+    /// meta database server, so that `status`, `history`, `resume` and `rollback` work from any
+    /// operator's machine. `omsup state migrate` moves a deployment's history between them.
+    #[serde(default)]
+    pub backend: StateBackend,
     /// omsup's own database in the meta database server (default `omsup_state`), created on
     /// first use; never one that omsup backs up or restores or that OMS migrates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_]+$"), length(min = 1, max = 64))]
     pub database: Option<String>,
+}
+
+/// `[state] backend`: where the journal lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// A SQLite file per deployment in the state directory (`--state-dir`, default `.omsup/`
+    /// next to the plan file).
+    #[default]
+    Local,
+    /// omsup's database (`[state] database`) in the meta database server.
+    MetaDb,
 }
 
 /// `[image]`

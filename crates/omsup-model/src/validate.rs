@@ -564,6 +564,7 @@ mod tests {
         ];
         for (database, refused) in &cases {
             plan.state = Some(crate::plan::StateSettings {
+                backend: crate::plan::StateBackend::default(),
                 database: Some(database.clone()),
             });
             assert_eq!(

@@ -11,5 +11,6 @@ mod plan;
 mod random_kill;
 mod report;
 mod rollback;
+mod shared_state;
 mod support;
 mod transports;
