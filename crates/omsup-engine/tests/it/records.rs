@@ -31,14 +31,13 @@ fn the_synthetic_world_agrees_with_its_plan() {
     );
 }
 
+/// Changes one key of a node's config.yaml.
+type ChangeConfig = fn(&mut omsup_engine::observed::ObservedOmsConfig);
+
 #[test]
 fn each_config_yaml_key_that_differs_from_the_plan_blocks_naming_the_file_and_key() {
     let file = synthetic::plan(1, 2);
-    let cases: [(
-        &str,
-        fn(&mut omsup_engine::observed::ObservedOmsConfig),
-        &str,
-    ); 6] = [
+    let cases: [(&str, ChangeConfig, &str); 6] = [
         (
             "drc_rm_db",
             |c| c.drc_rm_db = Some("rm_other".into()),

@@ -10,12 +10,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use omsup_testworld::world::{image_tag, poll_until, remove_named, wait_for_log};
-use omsup_testworld::{ConfigStyle, World, WorldSpec};
+use omsup_testworld::{ConfigStyle, WorldSpec};
 use serde_json::Value;
 
 use crate::apply::{assert_upgraded, before, plan_arg, show};
 use crate::plan::{read_plan, write_plan};
 use crate::support::{omsup, resume_after_kill, up};
+
+/// Two nodes on hosts of their own: their daemons load this build's simulator images (the
+/// shared hosts keep whichever images were loaded first).
+fn own_hosts() -> WorldSpec {
+    WorldSpec {
+        private_hosts: true,
+        ..WorldSpec::two_nodes()
+    }
+}
 
 /// `omsup plan --format json` of `plan`: the exit code and the output.
 fn plan_json(plan: &Path) -> (i32, Value) {
@@ -60,7 +69,7 @@ fn write_script(path: &Path, text: &str) {
 async fn a_world_written_the_way_the_deployer_writes_config_yaml_is_read_and_upgraded() {
     let world = up(WorldSpec {
         config_style: ConfigStyle::Deployer,
-        ..WorldSpec::two_nodes()
+        ..own_hosts()
     })
     .await;
     let text = std::fs::read_to_string(world.nodes[0].config_path()).unwrap();
@@ -93,7 +102,7 @@ async fn a_world_written_the_way_the_deployer_writes_config_yaml_is_read_and_upg
 
 #[tokio::test]
 async fn ha_acts_on_a_node_stopped_while_it_is_on() {
-    let world = up(WorldSpec::two_nodes()).await;
+    let world = up(own_hosts()).await;
     assert!(world.ha_events().await.unwrap().is_empty());
     let stopped = &world.nodes[1];
     stopped
@@ -127,7 +136,7 @@ async fn ha_acts_on_a_node_stopped_while_it_is_on() {
 
 #[tokio::test]
 async fn init_waits_for_the_supervisor_and_succeeds_only_with_its_completed_line() {
-    let world = up(WorldSpec::two_nodes()).await;
+    let world = up(own_hosts()).await;
     let before = before(&world).await;
     // The new containers' components take 2.5 s to run after the start line, and their init
     // exits 0 without finishing.
@@ -181,7 +190,7 @@ async fn init_waits_for_the_supervisor_and_succeeds_only_with_its_completed_line
 
 #[tokio::test]
 async fn an_oms_started_by_image_id_is_planned_from_the_version_its_image_carries() {
-    let world = up(WorldSpec::two_nodes()).await;
+    let world = up(own_hosts()).await;
     for node in &world.nodes {
         let docker = node.docker().unwrap();
         let id = docker
@@ -256,7 +265,7 @@ impl Drop for TinyFs {
 
 #[tokio::test]
 async fn the_plan_is_checked_against_the_records_and_the_clients_before_anything_stops() {
-    let world = up(WorldSpec::two_nodes()).await;
+    let world = up(own_hosts()).await;
     let (first, second) = (&world.nodes[0], &world.nodes[1]);
 
     // A forgotten node: in cm `host` and in the other node's cm_nodes, not in the plan.
