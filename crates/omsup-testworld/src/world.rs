@@ -941,13 +941,39 @@ pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the simulator package of `version` into `docker` unless its tag is there.
+/// The image id a `docker save` package holds (`sha256:<hex>`), read from its
+/// `manifest.json`.
+fn package_image_id(package: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Config")]
+        config: String,
+    }
+    let output = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(package)
+        .arg("manifest.json")
+        .output()
+        .ok()?;
+    let entries: Vec<Entry> = serde_json::from_slice(&output.stdout).ok()?;
+    let config = &entries.first()?.config;
+    let hex = config
+        .trim_start_matches("blobs/sha256/")
+        .trim_end_matches(".json");
+    Some(format!("sha256:{hex}"))
+}
+
+/// Loads the simulator package of `version` into `docker` unless its tag there already names
+/// the package's image (a tag left by an older build of the simulator is loaded over).
 pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
     let tag = image_tag(version);
-    if docker.inspect_image(&tag).await.is_ok() {
+    let package = image_package(version);
+    if let Ok(image) = docker.inspect_image(&tag).await
+        && image.id.is_some()
+        && image.id == package_image_id(&package)
+    {
         return Ok(());
     }
-    let package = image_package(version);
     let file = tokio::fs::File::open(&package)
         .await
         .map_err(|e| Error::io(format!("cannot open {}", package.display()), e))?;
@@ -1173,6 +1199,14 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simulator_package_names_its_image_id() {
+        let package = image_package("4.2.9");
+        assert!(package.is_file(), "run `cargo xtask sim-images` first");
+        let id = package_image_id(&package).expect("the package's manifest names its image");
+        assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    }
 
     #[test]
     fn node_ips_are_distinct_per_world_and_node_and_avoid_the_hosts_addresses() {
