@@ -38,9 +38,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let stamp_path = out_dir.join("stamp");
     let fresh = !force
         && std::fs::read_to_string(&stamp_path).is_ok_and(|old| old == stamp)
-        && VERSIONS.iter().all(|v| {
-            package_path(v).is_file() && image_id_path(v).is_file() && image_exists(&tag(v))
-        });
+        && VERSIONS
+            .iter()
+            .all(|v| package_path(v).is_file() && image_exists(&tag(v)));
     if fresh {
         eprintln!(
             "sim-images: up to date ({} images in {})",
@@ -86,9 +86,6 @@ pub fn run(args: &[String]) -> Result<()> {
             let _ = Command::new("docker").args(["image", "rm", &old]).output();
         }
         let package = package_path(version);
-        let id =
-            image_id(&tag).with_context(|| format!("`docker import` left no image `{tag}`"))?;
-        std::fs::write(image_id_path(version), id)?;
         run_cmd(
             Command::new("docker")
                 .arg("save")
@@ -109,9 +106,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 // Names and paths are the test world's: one definition for the builder and its users.
-use omsup_testworld::world::{
-    image_id_path, image_package as package_path, image_tag as tag, target_dir,
-};
+use omsup_testworld::world::{image_package as package_path, image_tag as tag, target_dir};
 
 fn images_dir() -> PathBuf {
     target_dir().join("oms-sim-images")
@@ -189,6 +184,11 @@ fn build_rootfs(rootfs: &Path, binary: &Path) -> Result<()> {
     write_executable(
         &rootfs.join("root/docker_init.sh"),
         "#!/bin/sh\nexec /usr/local/bin/oms-sim init \"$@\"\n",
+    )?;
+    // The runbooks wait for `supervisorctl status` to show every component RUNNING.
+    write_executable(
+        &rootfs.join("usr/local/bin/supervisorctl"),
+        "#!/bin/sh\nexec /usr/local/bin/oms-sim supervisorctl \"$@\"\n",
     )?;
     std::fs::copy(binary, rootfs.join("usr/local/bin/oms-sim"))?;
     for library in shared_libraries(binary)? {

@@ -495,6 +495,14 @@ async fn init(
     let docker = ctx.docker(step, run_on)?;
     let timeout = ctx.plan_file.timeouts.init.as_duration();
     let docker_err = StepError::docker(&step.id);
+    // The upgrade guides wait for every supervisor component to be RUNNING before init.
+    docker_actions::wait_components_running(
+        docker,
+        &change.container,
+        ctx.plan_file.timeouts.readiness.as_duration(),
+    )
+    .await
+    .map_err(&docker_err)?;
     let mut outcome = docker_actions::run_init(docker, &change.container, timeout)
         .await
         .map_err(&docker_err)?;
@@ -513,16 +521,23 @@ async fn init(
     }
     if !outcome.succeeded() {
         let tail: Vec<&str> = outcome.output.trim_end().lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(StepError::failed(
-            &step.id,
+        let tail = tail.into_iter().rev().collect::<Vec<&str>>().join("\n");
+        let (container, node) = (change.container.clone(), run_on.to_owned());
+        let failure = if outcome.exit_code == 0 {
+            Failure::InitIncomplete {
+                container,
+                node,
+                tail,
+            }
+        } else {
             Failure::InitFailed {
-                container: change.container.clone(),
-                node: run_on.to_owned(),
+                container,
+                node,
                 exit_code: outcome.exit_code,
-                tail: tail.join("\n"),
-            },
-        ));
+                tail,
+            }
+        };
+        return Err(StepError::failed(&step.id, failure));
     }
     let scope = match scope {
         InitScope::Region(region) => format!("region {region}"),

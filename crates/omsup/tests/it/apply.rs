@@ -100,6 +100,12 @@ pub(crate) async fn assert_upgraded(world: &World, before: &Before, context: &st
         ha["refetchStoreIntervalMin"].as_u64().unwrap_or(0) >= 1,
         "{context}: {ha}"
     );
+    // HA was off whenever a node was down: the simulator never had to act.
+    let events = world.ha_events().await.unwrap();
+    assert!(
+        events.is_empty(),
+        "{context}: HA acted during the upgrade: {events:?}"
+    );
     let plan = world.plan_path.display().to_string();
     let again = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{context}: a second plan\n{}", show(&again));

@@ -9,6 +9,7 @@ mod journal;
 mod lint;
 mod plan;
 mod random_kill;
+mod records;
 mod report;
 mod rollback;
 mod shared_state;
