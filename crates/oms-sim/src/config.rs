@@ -11,6 +11,8 @@ pub struct Paths {
     pub logs: PathBuf,
     pub store: PathBuf,
     pub run: PathBuf,
+    /// `/etc/pki/nginx`: the HTTPS certificate and key, when mounted.
+    pub pki: PathBuf,
 }
 
 impl Paths {
@@ -21,6 +23,7 @@ impl Paths {
             logs: root.join("home/admin/logs"),
             store: root.join("home/ds/store"),
             run: root.join("home/ds/run"),
+            pki: root.join("etc/pki/nginx"),
         }
     }
 }

@@ -35,6 +35,12 @@
 //! `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends). An environment knob set to `0`
 //! or `false` is off; a knob file is on by existing.
 //!
+//! `/oms/health` is served over HTTPS only when a certificate and its key are mounted at
+//! `/etc/pki/nginx/oms_server.crt` and `.key` (plain HTTP then gets nginx's 400), and can be made
+//! to answer chunked (`OMS_SIM_HEALTH_CHUNKED` / `sim-health-chunked`) or with another status
+//! (`OMS_SIM_HEALTH_STATUS` / `sim-health-status`, e.g. `500`, the JSON body unchanged); these
+//! two knobs are read on every request (see the `health` module).
+//!
 //! The health answer is `{"success":true,"data":{"healthy":<bool>,"version":"4.2.9-CE",
 //! "schemaVersion":<the newest rm.oms_version row, or null>}}`. Schema ladder (see
 //! [`schema::BASE`] and [`schema::LADDER`]): 4.1.0 base tables; 4.2.0 adds rm
@@ -179,6 +185,10 @@ async fn serve() -> Result<(), String> {
         schema::recorded_version(&pool, &config).await,
     );
     schema::register_host(&pool, &config, &host_ip, healthy).await;
+    let tls = health::tls_acceptor(&paths)?;
+    if tls.is_some() {
+        println!("[INFO] certificate mounted: the console serves HTTPS only");
+    }
     println!("OMS service start successfully");
 
     let address = format!("{host_ip}:{}", config.nginx_server_port);
@@ -189,6 +199,8 @@ async fn serve() -> Result<(), String> {
         listener,
         state.clone(),
         own_version_text(),
+        paths.clone(),
+        tls,
     ));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));

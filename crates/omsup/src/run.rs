@@ -438,7 +438,7 @@ fn capitalize(text: &str) -> String {
 }
 
 /// The plan file to resume with: the one the run began with, or a changed one when every
-/// change is harmless (only `[timeouts]`, comments or formatting); otherwise a refusal naming
+/// change is harmless (only `[timeouts]`, `[health]`, comments or formatting); otherwise a refusal naming
 /// the changed sections.
 pub(crate) fn plan_file_for_resume(
     path: &Path,
@@ -509,8 +509,9 @@ pub(crate) fn plan_file_for_resume(
     .with_exit_code(exit_codes::REFUSED))
 }
 
-/// Sections of the plan file a resume accepts changes in.
-const HARMLESS_SECTIONS: &[&str] = &["timeouts"];
+/// Sections of the plan file a resume accepts changes in: how long to wait, and how health is
+/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates).
+const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health"];
 
 /// The top-level sections whose values differ.
 fn changed_sections(before: &PlanFile, after: &PlanFile) -> Vec<String> {

@@ -9,6 +9,7 @@
 mod config_yaml;
 pub mod discover;
 mod docker;
+pub(crate) use docker::download_file;
 mod meta_db;
 mod operator;
 

@@ -520,3 +520,31 @@ async fn crash_matrix_part_3() {
 async fn crash_matrix_part_4() {
     matrix_part("crash matrix", 3, 4, crash_then_resume).await;
 }
+
+#[tokio::test]
+async fn nodes_with_a_certificate_are_verified_online_over_https() {
+    let world = up(WorldSpec {
+        https: true,
+        // Hosts of its own: a fresh daemon loads this build's simulator images (a shared
+        // host keeps whatever image an earlier build tagged).
+        private_hosts: true,
+        ..WorldSpec::two_nodes()
+    })
+    .await;
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_upgraded(&world, &before, "health over HTTPS").await;
+    for node in &world.nodes {
+        // The new container mounts the same certificate and serves HTTPS only.
+        let answer = node.health_answer().await.unwrap();
+        assert_eq!(answer.healthy(), Some(true), "{}: {answer:?}", node.ip);
+        assert_eq!(
+            omsup_testworld::world::health(&node.ip).await,
+            None,
+            "{}: plain HTTP answered",
+            node.ip
+        );
+    }
+}
