@@ -59,7 +59,7 @@ pub fn run_status(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
                 style,
             ),
         };
-        print!("{text}");
+        anstream::print!("{text}");
         Ok(exit_codes::SUCCESS)
     })
 }
@@ -82,7 +82,7 @@ pub fn run_history(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
             })?,
             OutputFormat::Human => render_history_human(&journal, &runs, lock.as_ref(), now, style),
         };
-        print!("{text}");
+        anstream::print!("{text}");
         Ok(exit_codes::SUCCESS)
     })
 }

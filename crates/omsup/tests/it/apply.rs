@@ -548,3 +548,55 @@ async fn nodes_with_a_certificate_are_verified_online_over_https() {
         );
     }
 }
+
+/// With `--format jsonl`, what a human would read during a run is an event too: resuming a
+/// killed apply says so, and the summary, as `note` events on stdout, nothing on stderr.
+#[tokio::test]
+async fn with_format_jsonl_the_resume_and_summary_lines_are_note_events() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let plan = plan_arg(&world);
+    let killed = omsup_env(
+        &["apply", "-f", &plan, "--yes"],
+        &[("OMSUP_FAILPOINTS", "after:preflight")],
+    );
+    assert_ne!(killed.code, 0, "{}", show(&killed));
+    let lock = crate::support::held_lock_id(&plan).expect("the killed run holds the lock");
+    let run = omsup(&[
+        "resume",
+        "-f",
+        &plan,
+        "--yes",
+        "--force-unlock",
+        &lock,
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let notes: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "note")
+        .map(|event| event["message"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.starts_with("Resuming run `")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.starts_with("Apply complete: run `")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        events.last().map(|event| &event["type"]),
+        Some(&Value::from("run_finished"))
+    );
+    assert!(
+        !run.stderr.contains("Resuming") && !run.stderr.contains("complete"),
+        "a note went to stderr instead:\n{}",
+        run.stderr
+    );
+}
