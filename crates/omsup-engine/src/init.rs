@@ -423,6 +423,7 @@ pub fn build_plan(nodes: &[NodeSeen], options: &InitOptions) -> Result<PlanFile,
         timeouts: Timeouts::default(),
         ha: HaPolicy::default(),
         container,
+        health: Default::default(),
         mounts: if shared_mounts {
             all_mounts[0].clone()
         } else {

@@ -185,10 +185,10 @@ pub async fn open_existing_journal(
 pub fn print_for(rendered: &str, format: ProgressFormat) {
     match format {
         ProgressFormat::Human => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = anstream::stdout().lock();
             let _ = stdout.write_all(rendered.as_bytes());
             let _ = stdout.flush();
         }
-        ProgressFormat::Jsonl => eprint!("{rendered}"),
+        ProgressFormat::Jsonl => anstream::eprint!("{rendered}"),
     }
 }

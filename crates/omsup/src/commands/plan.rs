@@ -86,7 +86,7 @@ pub fn read_plan_file(path: &Path, style: &Style) -> Result<(PlanFile, Vec<u8>),
         .collect();
     {
         // Warnings are shown and do not block; errors are shown and refuse the file.
-        let mut stderr = std::io::stderr().lock();
+        let mut stderr = anstream::stderr().lock();
         for finding in &linted.findings {
             let _ = stderr.write_all(render_human(&display, &text, finding, style).as_bytes());
         }
@@ -105,7 +105,7 @@ pub fn read_plan_file(path: &Path, style: &Style) -> Result<(PlanFile, Vec<u8>),
 /// Prints every part of the world that could not be observed, as `error:` / `caused by:` /
 /// `hint:` blocks on stderr. Returns how many there were.
 pub fn report_observation_problems(observation: &Observation, style: &Style) -> usize {
-    let mut stderr = std::io::stderr().lock();
+    let mut stderr = anstream::stderr().lock();
     for problem in &observation.problems {
         let mut error = CliError::new(problem.to_string()).with_hint(problem.hint());
         for cause in problem.causes() {
@@ -129,7 +129,7 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         OutputFormat::Json => render_plan_json(&upgrade),
     };
     {
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = anstream::stdout().lock();
         let _ = stdout.write_all(rendered.as_bytes());
         let _ = stdout.flush();
     }
@@ -169,7 +169,7 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         let saved = SavedPlan::new(plan_file, upgrade.clone());
         write_saved_plan(out, &saved)?;
         tracing::info!(path = %out.display(), "saved the plan");
-        eprintln!(
+        anstream::eprintln!(
             "Saved the plan to `{}`; apply it with `omsup apply {}`",
             out.display(),
             out.display()
@@ -234,7 +234,7 @@ fn note_unfinished_run(
         })
     });
     if let Some(run) = unfinished {
-        eprintln!(
+        anstream::eprintln!(
             "{} {} run `{}` of this deployment is unfinished; `omsup resume` continues it and `omsup rollback` undoes it (a new apply is refused until then)",
             style.yellow("note:"),
             run.info.kind,
