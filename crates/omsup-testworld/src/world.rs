@@ -739,7 +739,7 @@ impl World {
                 ..Default::default()
             },
             mounts: None,
-            state: None,
+            state: Default::default(),
             regions,
         };
         let text = toml::to_string(&plan_file)

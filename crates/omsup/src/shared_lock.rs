@@ -17,8 +17,8 @@ pub(crate) fn shared_state_config(plan: &PlanFile, secrets: &Secrets) -> SharedS
     let meta = &plan.meta_db;
     let database = plan
         .state
-        .as_ref()
-        .and_then(|state| state.database.as_deref())
+        .database
+        .as_deref()
         .unwrap_or(DEFAULT_STATE_DATABASE);
     SharedStateConfig::new(
         &meta.host,

@@ -218,7 +218,7 @@ fn note_unfinished_run(
     let deployment = &plan.deployment.name;
     let unfinished = runtime().ok().and_then(|runtime| {
         runtime.block_on(async {
-            let journal = match crate::commands::common::backend_of(plan) {
+            let journal = match plan.state.backend {
                 omsup_model::plan::StateBackend::Local => {
                     omsup_journal::Journal::open_existing(&state_dir, deployment)
                         .await
