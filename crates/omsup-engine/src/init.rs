@@ -430,7 +430,7 @@ pub fn build_plan(nodes: &[NodeSeen], options: &InitOptions) -> Result<PlanFile,
             None
         },
         regions: plan_regions,
-        state: None,
+        state: Default::default(),
     })
 }
 

@@ -42,8 +42,8 @@ pub struct PlanFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
     /// Where omsup keeps its state in the meta database server (the deployment lock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<StateSettings>,
+    #[serde(default, skip_serializing_if = "StateSettings::is_default")]
+    pub state: StateSettings,
     /// The regions of the deployment, each with its heartbeat database and nodes.
     #[serde(rename = "region")]
     #[schemars(length(min = 1))]
@@ -84,6 +84,13 @@ pub struct StateSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_]+$"), length(min = 1, max = 64))]
     pub database: Option<String>,
+}
+
+impl StateSettings {
+    /// Nothing set: the section is left out when a plan file is written.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[state] backend`: where the journal lives.

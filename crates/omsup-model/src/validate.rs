@@ -245,11 +245,7 @@ fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
 /// `[state] database` is omsup's own: not rm, cm or a heartbeat database (omsup backs those up
 /// and restores them, OMS migrates them).
 fn check_state(plan: &PlanFile, findings: &mut Vec<Finding>) {
-    let Some(database) = plan
-        .state
-        .as_ref()
-        .and_then(|state| state.database.as_ref())
-    else {
+    let Some(database) = plan.state.database.as_ref() else {
         return;
     };
     let path = FieldPath::root().key("state").key("database");
@@ -595,10 +591,10 @@ mod tests {
             ("omsup_state".to_owned(), false),
         ];
         for (database, refused) in &cases {
-            plan.state = Some(crate::plan::StateSettings {
+            plan.state = crate::plan::StateSettings {
                 backend: crate::plan::StateBackend::default(),
                 database: Some(database.clone()),
-            });
+            };
             assert_eq!(
                 codes(&plan).contains(&"state-database"),
                 *refused,

@@ -832,7 +832,7 @@ impl World {
             },
             health: plan::HealthCheck::default(),
             mounts: None,
-            state: None,
+            state: Default::default(),
             regions,
         };
         let text = toml::to_string(&plan_file)

@@ -15,7 +15,7 @@ use omsup_model::lint::lint_source;
 use omsup_model::{PlanFile, Severity};
 
 use crate::cli::{OutputFormat, PlanArgs};
-use crate::commands::common::{runtime, state_dir_for};
+use crate::commands::common::runtime;
 use crate::diagnostics::render_human;
 use crate::exit_codes;
 use crate::render::{render_plan_human, render_plan_json};
@@ -133,13 +133,7 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         let _ = stdout.write_all(rendered.as_bytes());
         let _ = stdout.flush();
     }
-    note_unfinished_run(
-        &args.file,
-        args.state.state_dir.as_deref(),
-        &prepared.plan_file,
-        &prepared.secrets,
-        style,
-    );
+    note_unfinished_run(&args.file, args.state.state_dir.as_deref(), style);
     let problems = report_observation_problems(&prepared.observation, style);
     let blocking = upgrade
         .diff
@@ -207,29 +201,12 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
 
 /// A plan is computed from the world as it is; when the journal holds an unfinished run, the
 /// user most likely wants `omsup resume` (or `rollback`) instead of a new apply: say so.
-fn note_unfinished_run(
-    file: &Path,
-    state_dir: Option<&Path>,
-    plan: &PlanFile,
-    secrets: &Secrets,
-    style: &Style,
-) {
-    let state_dir = state_dir_for(Some(file), state_dir);
-    let deployment = &plan.deployment.name;
+fn note_unfinished_run(file: &Path, state_dir: Option<&Path>, style: &Style) {
     let unfinished = runtime().ok().and_then(|runtime| {
         runtime.block_on(async {
-            let journal = match crate::commands::common::backend_of(plan) {
-                omsup_model::plan::StateBackend::Local => {
-                    omsup_journal::Journal::open_existing(&state_dir, deployment)
-                        .await
-                        .ok()?
-                }
-                omsup_model::plan::StateBackend::MetaDb => {
-                    crate::commands::common::open_journal(plan, secrets, &state_dir)
-                        .await
-                        .ok()?
-                }
-            };
+            let journal = crate::commands::common::open_existing_journal(Some(file), state_dir)
+                .await
+                .ok()?;
             journal.unfinished_run().await.ok().flatten()
         })
     });
