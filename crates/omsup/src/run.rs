@@ -34,14 +34,17 @@ pub(crate) async fn take_lock(
     purpose: LockPurpose,
     force_unlock: Option<&str>,
 ) -> Result<DeploymentLock, CliError> {
-    journal
+    let lock = journal
         .acquire_lock(LockRequest {
             run_id,
             purpose,
             force_unlock: force_unlock.map(LockId::new),
         })
         .await
-        .map_err(crate::shared_lock::refusal)
+        .map_err(crate::shared_lock::refusal)?;
+    // From here a signal must not kill omsup with the lock held.
+    crate::interrupt::listen();
+    Ok(lock)
 }
 
 pub(crate) async fn release(lock: DeploymentLock) {
@@ -50,8 +53,11 @@ pub(crate) async fn release(lock: DeploymentLock) {
     }
 }
 
-/// Asks on the terminal; `yes` skips the question; with no terminal, refuses.
+/// Asks on the terminal; `yes` skips the question; with no terminal, refuses. A signal that
+/// arrived since the lock (while planning) or arrives at the question stops the command here,
+/// before anything changed.
 pub(crate) fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    crate::interrupt::check_before_the_run()?;
     if yes {
         return Ok(());
     }
@@ -64,8 +70,21 @@ pub(crate) fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
     }
     anstream::eprint!("{question} Only `yes` is accepted: ");
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
+    // The line is read on a thread of its own so that Ctrl-C at the question is seen.
+    let (sender, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let _ = sender.send(answer);
+    });
+    let answer = loop {
+        crate::interrupt::check_before_the_run()?;
+        match answers.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(answer) => break answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break String::new(),
+        }
+    };
     if answer.trim() == "yes" {
         Ok(())
     } else {

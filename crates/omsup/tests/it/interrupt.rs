@@ -2,7 +2,8 @@
 //! fires ends what it started (the exec'd `docker_init.sh`) so that `resume` runs it again; a
 //! run that stops inside the downtime window says that OMS is down, since when, and what each
 //! way out costs; Ctrl-C (a real SIGINT to the real binary) lets the running steps finish,
-//! releases the lock and exits 4, and a second one stops at once; `resume` continues both.
+//! releases the lock and exits 4, and a second one stops at once; `resume` continues both;
+//! Ctrl-C at the question changes nothing and releases the lock.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -132,19 +133,37 @@ struct Background {
 
 impl Background {
     fn apply(plan: &str, dir: &Path) -> Self {
+        Self::spawn(&["apply", "-f", plan, "--yes"], dir, Stdio::null())
+    }
+
+    fn spawn(args: &[&str], dir: &Path, stdin: Stdio) -> Self {
         let stderr = dir.join("apply-interrupted.stderr");
         let child = Command::new(env!("CARGO_BIN_EXE_omsup"))
-            .args(["apply", "-f", plan, "--yes"])
+            .args(args)
             .current_dir(workspace_root())
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .env_remove("OMSUP_FAILPOINTS")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("the omsup binary runs");
         Self { child, stderr }
+    }
+
+    /// Polls stderr until it holds `text`.
+    async fn wait_for_stderr(&self, text: &str) {
+        let path = self.stderr.clone();
+        poll_until(
+            &format!("`{text}` on stderr"),
+            Duration::from_secs(60),
+            || {
+                let seen = std::fs::read_to_string(&path).unwrap_or_default();
+                async move { seen.contains(text).then_some(()) }
+            },
+        )
+        .await;
     }
 
     /// Sends a real SIGINT with `kill -INT`.
@@ -287,4 +306,49 @@ async fn a_second_ctrl_c_stops_at_once_and_resume_continues() {
     let second = omsup(&["resume", "-f", &plan, "--yes"]);
     assert_exit(&second, 0, "resume after the leftover init was ended");
     assert_online_on_4_2_9(&world, "resumed after two Ctrl-C").await;
+}
+
+/// A terminal (a pty): its controlling side, kept open for as long as the test runs, and the
+/// other side for omsup's stdin.
+fn terminal() -> (std::fs::File, Stdio) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (std::fs::File::from(master), slave.into())
+}
+
+#[tokio::test]
+async fn ctrl_c_at_the_question_changes_nothing_and_leaves_no_lock() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let plan = plan_arg(&world);
+    let (_keep_open, stdin) = terminal();
+    let asking = Background::spawn(&["apply", "-f", &plan], &world.dir, stdin);
+    asking.wait_for_stderr("Only `yes` is accepted").await;
+    asking.interrupt();
+    let (code, stderr) = asking.exit().await;
+    assert_eq!(code, 4, "Ctrl-C at the question\n{stderr}");
+    assert!(
+        stderr.contains("interrupted before the run began: nothing was changed"),
+        "{stderr}"
+    );
+    let status = omsup(&["status", "-f", &plan, "--format", "json"]);
+    assert_exit(&status, 0, "status after the interrupted question");
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert!(
+        json.get("deployment").is_some(),
+        "a status document: {json:#}"
+    );
+    assert!(json["run"].is_null(), "no run began: {json:#}");
+    assert!(json["lock"].is_null(), "the lock was released: {json:#}");
+    // The next apply needs no `--force-unlock`.
+    let applied = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_exit(&applied, 0, "apply after the interrupted question");
+    assert_online_on_4_2_9(&world, "after the interrupted question").await;
 }
