@@ -25,6 +25,8 @@ pub(crate) fn plan_arg(world: &World) -> String {
 pub(crate) struct Before {
     rm: BTreeMap<String, (u64, Option<i64>)>,
     store: Vec<(std::path::PathBuf, String)>,
+    /// What HA had done before the run (a test that restarts a node itself may make it act).
+    ha_events: Vec<(String, String)>,
 }
 
 pub(crate) async fn before(world: &World) -> Before {
@@ -39,6 +41,7 @@ pub(crate) async fn before(world: &World) -> Before {
     Before {
         rm: world.table_checksums(&world.rm).await.unwrap(),
         store,
+        ha_events: world.ha_events().await.unwrap(),
     }
 }
 
@@ -102,9 +105,15 @@ pub(crate) async fn assert_upgraded(world: &World, before: &Before, context: &st
     );
     // HA was off whenever a node was down: the simulator never had to act.
     let events = world.ha_events().await.unwrap();
+    assert_eq!(
+        events.get(..before.ha_events.len()),
+        Some(before.ha_events.as_slice()),
+        "{context}: HA events changed"
+    );
     assert!(
-        events.is_empty(),
-        "{context}: HA acted during the upgrade: {events:?}"
+        events.len() == before.ha_events.len(),
+        "{context}: HA acted during the upgrade: {:?}",
+        &events[before.ha_events.len()..]
     );
     let plan = world.plan_path.display().to_string();
     let again = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
