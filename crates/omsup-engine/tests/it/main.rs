@@ -1,4 +1,5 @@
 //! The engine on synthetic worlds: which steps a deployment gets, in which order.
 
+mod container;
 mod steps;
 mod synthetic;
