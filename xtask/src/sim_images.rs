@@ -19,7 +19,7 @@ use crate::ci::run_cmd;
 pub const VERSIONS: &[&str] = &["4.1.0", "4.2.0", "4.2.8", "4.2.9"];
 
 /// Bump when the image layout changes, so stamps from older recipes rebuild.
-const RECIPE_VERSION: &str = "sim-images v1";
+const RECIPE_VERSION: &str = "sim-images v3";
 
 pub fn run(args: &[String]) -> Result<()> {
     let force = match args {
@@ -184,6 +184,11 @@ fn build_rootfs(rootfs: &Path, binary: &Path) -> Result<()> {
     write_executable(
         &rootfs.join("root/docker_init.sh"),
         "#!/bin/sh\nexec /usr/local/bin/oms-sim init \"$@\"\n",
+    )?;
+    // The runbooks wait for `supervisorctl status` to show every component RUNNING.
+    write_executable(
+        &rootfs.join("usr/local/bin/supervisorctl"),
+        "#!/bin/sh\nexec /usr/local/bin/oms-sim supervisorctl \"$@\"\n",
     )?;
     std::fs::copy(binary, rootfs.join("usr/local/bin/oms-sim"))?;
     for library in shared_libraries(binary)? {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::schema::{self, BASE_TABLES_PROBE, Db, Version};
-use crate::{Paths, SimConfig, knob_on, own_version_text};
+use crate::{Paths, SimConfig, knob, knob_on, own_version_text};
 
 /// The message OMS prints when the recorded version is missing or older than 4.1.1.
 const VERSION_TOO_OLD: &str = "Version before 4.1.1 is not allowed to upgrade";
@@ -57,6 +57,22 @@ async fn run_logged(paths: &Paths, log: &mut InitLog) -> Result<(), String> {
         own_version_text()
     ));
 
+    let not_running = crate::supervisor::not_running(paths);
+    if !not_running.is_empty() {
+        return Err(format!(
+            "supervisor components are not all RUNNING ({}): wait for `supervisorctl status` before init",
+            not_running.join(", ")
+        ));
+    }
+    // The real init takes minutes; each of its three steps takes a third of this.
+    let step_time = Duration::from_millis(
+        knob(paths, "OMS_SIM_INIT_MS", "sim-init-ms")
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(300)
+            / 3,
+    );
+    tokio::time::sleep(step_time).await;
+
     if knob_on(paths, "OMS_SIM_INIT_HANG", "sim-init-hang") {
         log.line("[Step 2] waiting for the meta database (simulated hang)");
         loop {
@@ -94,6 +110,7 @@ async fn run_logged(paths: &Paths, log: &mut InitLog) -> Result<(), String> {
         .map_err(|e| format!("cannot create database {name}: {e}"))?;
     }
 
+    tokio::time::sleep(step_time).await;
     let existing = schema::table_exists(&pool, &config.drc_rm_db, BASE_TABLES_PROBE).await;
     let is_upgrade = std::env::var("IS_UPGRADE").is_ok_and(|value| value == "true");
     if !existing {
@@ -123,6 +140,11 @@ async fn run_logged(paths: &Paths, log: &mut InitLog) -> Result<(), String> {
         ));
         migrate(&pool, &config, from, own, log).await?;
         record_version(&pool, &config, own).await?;
+    }
+    tokio::time::sleep(step_time).await;
+    if knob_on(paths, "OMS_SIM_INIT_INCOMPLETE", "sim-init-incomplete") {
+        log.line("[Step 3] creating resource tags (simulated: the script stops here and exits 0)");
+        return Ok(());
     }
     schema::register_host(&pool, &config, &host_ip, true).await;
     log.line(&format!("[Step 3] host {host_ip} is ONLINE"));

@@ -12,11 +12,18 @@
 //!   every second writes a `heatbeat_sequence` row and its `heart_beat` row in its region's
 //!   cm_hb and appends a line to `/home/ds/store/<ip>/store.dat`; answers `GET /oms/health`
 //!   on `<OMS_HOST_IP>:<nginx_server_port>` with `{"success":true,"data":{"healthy":...}}`,
-//!   healthy only when ready and the schema is at its version. On SIGTERM it marks its host
-//!   OFFLINE and exits 0. Once ready it writes nothing more to stdout or stderr (warnings go to
+//!   healthy only when ready and the schema is at its version. While `ha.config`'s `enable`
+//!   is true it acts on every other host of cm `host` found not ONLINE: a row in rm
+//!   `oms_ha_event` (see [`ha`]), so nodes stopped with HA on leave a trace. Its supervisor
+//!   components (`nginx`, `oms_console`, `oms_drc_cm`, `oms_drc_supervisor`, `sshd`) are
+//!   STARTING until a while after the start line, then RUNNING; `supervisorctl status` in the
+//!   image prints them (see [`supervisor`]). On SIGTERM it marks its host OFFLINE and exits 0. Once ready it writes nothing more to stdout or stderr (warnings go to
 //!   `/home/admin/logs/oms-sim.log`), so the last line of `docker logs` stays the start line.
 //! - `oms-sim init` (what `/root/docker_init.sh` runs) logs to
-//!   `/home/admin/logs/docker_init.log`. On an empty meta DB it installs the schema of its
+//!   `/home/admin/logs/docker_init.log`. It refuses (exit 1) while a supervisor component is
+//!   not RUNNING, as the runbooks wait for them first, and takes its time (steps spread over
+//!   `OMS_SIM_INIT_MS` / `sim-init-ms`, default 300; the real one takes 2 to 5 minutes). On an
+//!   empty meta DB it installs the schema of its
 //!   version. On an existing one without `IS_UPGRADE=true` it WIPES the meta data and installs
 //!   afresh (the danger omsup must prevent). With `IS_UPGRADE=true` it refuses with
 //!   `Version before 4.1.1 is not allowed to upgrade` when `rm.oms_version` is missing or
@@ -32,8 +39,14 @@
 //! `OMS_SIM_INIT_FAIL_ONCE=1` / `sim-init-fail-once` (init fails before touching the meta DB;
 //! the file is deleted when it fires, the environment variable leaves
 //! `sim-init-fail-once.fired` in the run directory, so the next init succeeds),
-//! `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends). An environment knob set to `0`
-//! or `false` is off; a knob file is on by existing.
+//! `OMS_SIM_INIT_HANG=1` / `sim-init-hang` (init never ends), `OMS_SIM_INIT_INCOMPLETE=1` /
+//! `sim-init-incomplete` (init exits 0 but stops before its `[Completed]` line, as an init
+//! whose script swallowed a failure), `OMS_SIM_COMPONENTS_DELAY_MS` / `sim-components-delay-ms`
+//! (how long after the start line the components turn RUNNING, default 500). An environment
+//! knob set to `0` or `false` is off; a knob file is on by existing.
+//!
+//! config.yaml's scalars may be quoted or not (the docs write `oms_meta_port: 2883`, the
+//! OceanBase deployer `oms_meta_port: "2883"`); keys it does not use are ignored.
 //!
 //! The health answer is `{"success":true,"data":{"healthy":<bool>,"version":"4.2.9-CE",
 //! "schemaVersion":<the newest rm.oms_version row, or null>}}`. Schema ladder (see
@@ -43,14 +56,16 @@
 //!
 //! `OMS_SIM_ROOT` (default `/`) moves the fixed paths under another root, for runs outside
 //! Docker. Images: `cargo xtask sim-images` builds `oms:feature_<x.y.z>-ce` for 4.1.0, 4.2.0,
-//! 4.2.8 and 4.2.9 (`OMS_SIM_VERSION=<x.y.z>-CE`, command `oms-sim serve`, `/bin/bash` and
-//! `/root/docker_init.sh` present) and saves each to
+//! 4.2.8 and 4.2.9 (`OMS_SIM_VERSION=<x.y.z>-CE`, command `oms-sim serve`, `/bin/bash`,
+//! `/root/docker_init.sh` and `supervisorctl` present) and saves each to
 //! `<target dir>/oms-sim-images/oms-<x.y.z>-ce.tar` (`docker load` yields the tag).
 
 mod config;
+mod ha;
 mod health;
 mod init;
 mod schema;
+mod supervisor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,7 +90,16 @@ fn main() -> ExitCode {
             println!("{}", own_version_text());
             Ok(())
         }
-        _ => Err("usage: oms-sim serve|init|version".to_owned()),
+        // supervisorctl exits 3 when a component is not RUNNING, having said which.
+        "supervisorctl" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            match supervisor::supervisorctl(&args) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(3),
+                Err(message) => Err(message),
+            }
+        }
+        _ => Err("usage: oms-sim serve|init|supervisorctl status|version".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,6 +171,7 @@ async fn serve() -> Result<(), String> {
     let version =
         schema::parse_version(&own_version_text()).ok_or("OMS_SIM_VERSION is not a version")?;
     println!("[INFO] OMS {} starting on {host_ip}", own_version_text());
+    supervisor::record(&paths, "STARTING");
 
     let delay_ms: u64 = knob(&paths, "OMS_SIM_START_DELAY_MS", "sim-start-delay-ms")
         .and_then(|text| text.parse().ok())
@@ -180,6 +205,18 @@ async fn serve() -> Result<(), String> {
     );
     schema::register_host(&pool, &config, &host_ip, healthy).await;
     println!("OMS service start successfully");
+    let components_delay: u64 = knob(
+        &paths,
+        "OMS_SIM_COMPONENTS_DELAY_MS",
+        "sim-components-delay-ms",
+    )
+    .and_then(|text| text.parse().ok())
+    .unwrap_or(500);
+    let supervised = paths.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(components_delay)).await;
+        supervisor::record(&supervised, "RUNNING");
+    });
 
     let address = format!("{host_ip}:{}", config.nginx_server_port);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -191,6 +228,7 @@ async fn serve() -> Result<(), String> {
         own_version_text(),
     ));
 
+    let mut ha_watch = ha::HaWatch::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -201,6 +239,7 @@ async fn serve() -> Result<(), String> {
                 state.set(true, healthy, schema::recorded_version(&pool, &config).await);
                 schema::register_host(&pool, &config, &host_ip, healthy).await;
                 schema::heartbeat(&pool, &config, &host_ip).await;
+                ha_watch.tick(&pool, &config, &host_ip).await;
                 append_store(&store_dir, &host_ip);
             }
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use omsup_model::plan::{Mounts, PlanFile};
+use omsup_model::plan::{Mounts, PackageLocation, PlanFile};
 use omsup_model::upgrade::{UpgradeVerdict, rules};
 use omsup_model::{OmsVersion, Severity};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,38 @@ pub struct NodeChange {
     /// Where `/oms/health` answers: config.yaml's `nginx_server_port` (8089 by default).
     #[serde(default = "default_health_port")]
     pub health_port: u16,
+}
+
+/// A node that must load the image but has no readable package at `[image] package`.
+fn node_package_finding(
+    plan: &PlanFile,
+    node: &omsup_model::plan::Node,
+    subject: &str,
+    package: Option<&crate::observed::ObservedPackage>,
+) -> Option<PreflightFinding> {
+    let path = plan.image.package.display();
+    let (code, message) = match package {
+        Some(p) if p.exists && p.readable => return None,
+        Some(p) if p.exists => (
+            "package-unreadable",
+            format!(
+                "cannot read the image package `{path}` on this node ({})",
+                node.docker
+            ),
+        ),
+        _ => (
+            "package-missing",
+            format!(
+                "the image package `{path}` is not on this node ({})",
+                node.docker
+            ),
+        ),
+    };
+    Some(
+        PreflightFinding::new(Severity::Error, code, subject, message).hint(
+            "copy the package to this path on the node (`scp`), or set `[image] package_on = \"operator\"` to stream it from this machine",
+        ),
+    )
 }
 
 /// OMS's nginx port unless config.yaml sets `nginx_server_port`.
@@ -192,6 +224,10 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
     let observed_nodes: BTreeMap<&str, &crate::observed::ObservedNode> =
         observed.nodes.iter().map(|n| (n.ip.as_str(), n)).collect();
 
+    let recorded_version = match &observed.meta_db {
+        MetaDbReach::Reachable(db) => db.oms_version.filter(|version| *version < to),
+        MetaDbReach::Unreachable { .. } => None,
+    };
     let mut nodes = Vec::new();
     for (region, node) in plan.nodes() {
         let subject = format!("node[{}]", node.ip);
@@ -231,6 +267,14 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             }
         };
         change.load_image = docker.target_image_id.is_none();
+        if change.load_image && plan.image.package_on == PackageLocation::Nodes {
+            findings.extend(node_package_finding(
+                plan,
+                node,
+                &subject,
+                docker.package.as_ref(),
+            ));
+        }
         let Some(container) = &docker.container else {
             findings.push(
                 PreflightFinding::new(Severity::Error, "container-missing", &subject, format!("no container named `{}` on this node", node.container))
@@ -240,7 +284,9 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             continue;
         };
         change.image_before = Some(container.image.clone());
-        change.version_before = container.version;
+        // An OMS started by image id has no tag to read; the image's labels or environment
+        // (read by the observer) come first, then what the meta database records.
+        change.version_before = container.version.or(recorded_version);
         change.container_before = Some(crate::container::own_spec(container));
         change.cm_nodes = container
             .config
@@ -252,6 +298,9 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             .as_ref()
             .and_then(|c| c.nginx_server_port)
             .unwrap_or(DEFAULT_HEALTH_PORT);
+        if let Some(config) = &container.config {
+            check_config_records(plan, region, &subject, container, config, &mut findings);
+        }
         let runs_target = docker
             .target_image_id
             .as_deref()
@@ -264,7 +313,8 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             continue;
         }
         change.state = NodeState::NeedsUpgrade;
-        change.kept_as = Some(kept_name(&node.container, container.version));
+        change.kept_as = Some(kept_name(&node.container, change.version_before));
+        check_host_ip(&subject, &node.ip, container, &mut findings);
         check_mounts(
             &subject,
             container,
@@ -309,7 +359,22 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
         nodes.push(change);
     }
 
+    check_region_images(&nodes, observed, &mut findings);
+    check_undeclared_hosts(plan, observed, &mut findings);
+
     // The version we upgrade from: the oldest of the nodes still to upgrade.
+    let declared = plan
+        .deployment
+        .current_version
+        .as_deref()
+        .and_then(|text| text.parse::<OmsVersion>().ok());
+    for node in nodes
+        .iter_mut()
+        .filter(|n| n.state == NodeState::NeedsUpgrade && n.version_before.is_none())
+    {
+        node.version_before = declared;
+        node.kept_as = Some(kept_name(&node.container, declared));
+    }
     let from = nodes
         .iter()
         .filter(|n| n.state == NodeState::NeedsUpgrade)
@@ -387,10 +452,16 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
                 init_needed = schema_before.is_some_and(|v| v != to);
             }
             if schema_before.is_none() && any_upgrade {
-                findings.push(
-                    PreflightFinding::new(Severity::Warning, "oms-version-missing", "meta_db", "`oms_version` has no row: init will refuse until it is recorded")
-                        .hint("omsup applies the documented remedy (records the old version in `oms_version`) when init asks for it"),
-                );
+                match from {
+                    Some(from) => findings.push(
+                        PreflightFinding::new(Severity::Warning, "oms-version-missing", "meta_db", "`oms_version` has no row: init will refuse until it is recorded")
+                            .hint(format!("omsup applies the documented remedy (records {from} in `oms_version`) when init asks for it")),
+                    ),
+                    _ => findings.push(
+                        PreflightFinding::new(Severity::Error, "old-version-unknown", "meta_db", format!("`{}.oms_version` has no usable row and the running version cannot be read off the containers: init will refuse, and the documented remedy needs the old version", plan.meta_db.rm))
+                            .hint("name it in the plan: `[deployment] current_version = \"4.2.8-CE\"` (the version the containers run; at least 4.1.1)"),
+                    ),
+                }
             }
             let mut roles = vec![(plan.meta_db.rm.clone(), DatabaseRole::Rm), (plan.meta_db.cm.clone(), DatabaseRole::Cm)];
             roles.extend(plan.regions.iter().map(|r| (r.cm_hb.clone(), DatabaseRole::CmHb { region: r.name.clone() })));
@@ -426,7 +497,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
     }
 
     let package = &observed.operator.package;
-    if nodes.iter().any(|n| n.load_image) {
+    if plan.image.package_on == PackageLocation::Operator && nodes.iter().any(|n| n.load_image) {
         if !package.exists {
             findings.push(
                 PreflightFinding::new(
@@ -476,18 +547,25 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
                 format!("cannot write to `{}`", plan.backup.dir.display()),
             ));
         } else if dir.free_bytes < needed {
-            findings.push(PreflightFinding::new(
-                Severity::Error,
-                "backup-space",
-                "backup",
-                format!(
-                    "`{}` has {} free; the backups need about {}",
-                    plan.backup.dir.display(),
-                    human_bytes(dir.free_bytes),
-                    human_bytes(needed)
-                ),
-            ));
+            findings.push(
+                PreflightFinding::new(
+                    Severity::Error,
+                    "backup-space",
+                    "backup",
+                    format!(
+                        "`{}` has {} free; the backups need about {} ({BACKUP_SPACE_FACTOR} times the databases' data and index size)",
+                        plan.backup.dir.display(),
+                        human_bytes(dir.free_bytes),
+                        human_bytes(needed)
+                    ),
+                )
+                .hint("free space there, or point `[backup] dir` at a file system with room"),
+            );
         }
+    }
+    if any_upgrade {
+        check_clients(&observed.operator.clients, &plan.meta_db.rm, &mut findings);
+        check_node_space(&nodes, observed, package.size_bytes, &mut findings);
     }
     Diff {
         from,
@@ -497,6 +575,313 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
         ha,
         init_needed,
         findings,
+    }
+}
+
+/// How many times the package's size a node should have free to load the image (the layers
+/// are unpacked next to the package's stream).
+pub const IMAGE_SPACE_FACTOR: u64 = 2;
+
+/// The dump and restore clients must work against this server before the first stop: a
+/// backup or restore that fails inside the downtime window leaves OMS down.
+fn check_clients(
+    clients: &crate::observed::ObservedClients,
+    rm: &str,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    use crate::observed::ClientCheck;
+    for (check, role, code) in [
+        (&clients.dump, "dump", "dump-client"),
+        (&clients.restore, "restore", "restore-client"),
+    ] {
+        match check {
+            ClientCheck::NotChecked | ClientCheck::Works { .. } => {}
+            ClientCheck::Missing { error } => findings.push(
+                PreflightFinding::new(Severity::Error, &format!("{code}-missing"), "backup", error.clone())
+                    .hint(if role == "dump" {
+                        "install a MySQL-compatible client (`mariadb-dump` or `mysqldump`; for OceanBase the one it ships), or name it in `[backup] dump_command`"
+                    } else {
+                        "install a MySQL-compatible client (`mariadb` or `mysql`): rollback restores the backups with it"
+                    }),
+            ),
+            ClientCheck::Fails { client, error } => findings.push(
+                PreflightFinding::new(
+                    Severity::Error,
+                    &format!("{code}-fails"),
+                    "backup",
+                    if role == "dump" {
+                        format!("the dump client `{client}` cannot dump `{rm}` from the meta database: {error}")
+                    } else {
+                        format!("the restore client `{client}` cannot talk to the meta database: {error}")
+                    },
+                )
+                .hint("run it by hand against `[meta_db]`; a client much newer or older than the server may need another build (for OceanBase, the client it ships)"),
+            ),
+        }
+    }
+}
+
+/// Each node that loads the image needs room for it on its daemon's data root.
+fn check_node_space(
+    nodes: &[NodeChange],
+    observed: &ObservedWorld,
+    package_bytes: u64,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    let needed = package_bytes.saturating_mul(IMAGE_SPACE_FACTOR);
+    for node in nodes.iter().filter(|n| n.load_image) {
+        let Some(DockerReach::Reachable(docker)) = observed
+            .nodes
+            .iter()
+            .find(|n| n.ip == node.ip)
+            .map(|n| &n.docker)
+        else {
+            continue;
+        };
+        let subject = format!("node[{}]", node.ip);
+        match docker.data_root_free_bytes {
+            Some(free) if free < needed => findings.push(
+                PreflightFinding::new(
+                    Severity::Error,
+                    "node-space",
+                    &subject,
+                    format!(
+                        "the Docker data root has {} free; loading the image needs about {}",
+                        human_bytes(free),
+                        human_bytes(needed)
+                    ),
+                )
+                .hint("free space on the node (`docker system df`, `docker image prune`) before upgrading"),
+            ),
+            Some(_) => {}
+            None => findings.push(
+                PreflightFinding::new(
+                    Severity::Warning,
+                    "node-space-unknown",
+                    &subject,
+                    format!(
+                        "cannot see the free space of the Docker data root (no running OMS container to ask); loading the image needs about {}",
+                        human_bytes(needed)
+                    ),
+                )
+                .hint("check it by hand on the node: `df -h $(docker info -f '{{.DockerRootDir}}')`"),
+            ),
+        }
+    }
+}
+
+/// Where config.yaml of `container` lives on its host, for messages.
+fn config_file(container: &ObservedContainer) -> String {
+    let inside = FIXED_MOUNTS[0].1;
+    match container.binds.iter().find(|b| b.container == inside) {
+        Some(bind) => format!("config.yaml (`{}`)", bind.host),
+        None => format!("config.yaml (`{inside}` in `{}`)", container.name),
+    }
+}
+
+/// The node's config.yaml against the plan: the databases, the region and the meta database's
+/// address must be the ones the plan names, or omsup would back up, prune and migrate other
+/// databases than the ones this OMS uses.
+fn check_config_records(
+    plan: &PlanFile,
+    region: &omsup_model::plan::Region,
+    subject: &str,
+    container: &ObservedContainer,
+    config: &crate::observed::ObservedOmsConfig,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    let port = plan.meta_db.port.to_string();
+    let expected: [(&str, Option<String>, &str, &str); 6] = [
+        (
+            "drc_rm_db",
+            config.drc_rm_db.clone(),
+            "[meta_db] rm",
+            &plan.meta_db.rm,
+        ),
+        (
+            "drc_cm_db",
+            config.drc_cm_db.clone(),
+            "[meta_db] cm",
+            &plan.meta_db.cm,
+        ),
+        (
+            "drc_cm_heartbeat_db",
+            config.drc_cm_heartbeat_db.clone(),
+            "the region's cm_hb",
+            &region.cm_hb,
+        ),
+        (
+            "cm_region",
+            config.cm_region.clone(),
+            "the region's name",
+            &region.name,
+        ),
+        (
+            "oms_meta_host",
+            config.oms_meta_host.clone(),
+            "[meta_db] host",
+            &plan.meta_db.host,
+        ),
+        (
+            "oms_meta_port",
+            config.oms_meta_port.map(|p| p.to_string()),
+            "[meta_db] port",
+            &port,
+        ),
+    ];
+    for (key, seen, plan_key, wanted) in expected {
+        let Some(seen) = seen else { continue };
+        if seen != wanted {
+            findings.push(
+                PreflightFinding::new(
+                    Severity::Error,
+                    "config-mismatch",
+                    subject,
+                    format!(
+                        "{} sets `{key}: {seen}`, the plan's {plan_key} is `{wanted}`",
+                        config_file(container)
+                    ),
+                )
+                .hint(format!(
+                    "the plan must name what this OMS uses: set {plan_key} to `{seen}`, or fix `{key}` in the file if the file is wrong"
+                )),
+            );
+        }
+    }
+}
+
+/// The old container's `OMS_HOST_IP` must be its node's own address: the new container gets
+/// the node's `ip`, so a different value is a plan naming the wrong node (or a deployment that
+/// was already broken).
+fn check_host_ip(
+    subject: &str,
+    ip: &str,
+    container: &ObservedContainer,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    match container.env.get("OMS_HOST_IP") {
+        Some(seen) if seen == ip => {}
+        Some(seen) => findings.push(
+            PreflightFinding::new(
+                Severity::Error,
+                "host-ip-mismatch",
+                subject,
+                format!("`{}` runs with `OMS_HOST_IP={seen}`, but the plan names this node `{ip}`", container.name),
+            )
+            .hint("each node's `ip` in the plan is the `OMS_HOST_IP` its container runs with: fix the node's `ip` or `docker` in the plan"),
+        ),
+        None => findings.push(PreflightFinding::new(
+            Severity::Warning,
+            "host-ip-missing",
+            subject,
+            format!("`{}` runs without `OMS_HOST_IP`; the new container gets `OMS_HOST_IP={ip}`", container.name),
+        )),
+    }
+}
+
+/// The nodes of one region still to upgrade must run one image: two images in a region means
+/// two versions, or an image nobody planned for.
+fn check_region_images(
+    nodes: &[NodeChange],
+    observed: &ObservedWorld,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    let image_id = |ip: &str| {
+        observed
+            .nodes
+            .iter()
+            .find(|n| n.ip == ip)
+            .and_then(|n| match &n.docker {
+                DockerReach::Reachable(docker) => {
+                    docker.container.as_ref().map(|c| c.image_id.clone())
+                }
+                DockerReach::Unreachable { .. } => None,
+            })
+    };
+    let mut by_region: BTreeMap<&str, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
+    for node in nodes.iter().filter(|n| n.state == NodeState::NeedsUpgrade) {
+        if let Some(id) = image_id(&node.ip) {
+            by_region
+                .entry(&node.region)
+                .or_default()
+                .entry(id)
+                .or_default()
+                .push(&node.ip);
+        }
+    }
+    for (region, images) in by_region.into_iter().filter(|(_, images)| images.len() > 1) {
+        let listed: Vec<String> = images
+            .iter()
+            .map(|(id, ips)| format!("{} on {}", short_id(id), ips.join(", ")))
+            .collect();
+        findings.push(
+            PreflightFinding::new(
+                Severity::Error,
+                "region-image-disagreement",
+                format!("region[{region}]"),
+                format!("the nodes of region `{region}` run different images: {}", listed.join("; ")),
+            )
+            .hint("a region's nodes run one image; find out which node is off before upgrading (`docker inspect` on each)"),
+        );
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+/// Every host the deployment's own records name (cm `host`, any node's `cm_nodes`) must be a
+/// node of the plan: a forgotten node keeps running and writing during the backup and the
+/// migration.
+fn check_undeclared_hosts(
+    plan: &PlanFile,
+    observed: &ObservedWorld,
+    findings: &mut Vec<PreflightFinding>,
+) {
+    let declared: Vec<&str> = plan.nodes().map(|(_, n)| n.ip.as_str()).collect();
+    let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let MetaDbReach::Reachable(db) = &observed.meta_db {
+        for (ip, status) in &db.hosts {
+            sources.entry(ip.clone()).or_default().push(format!(
+                "registered in `{}.host` ({status})",
+                plan.meta_db.cm
+            ));
+        }
+    }
+    for node in &observed.nodes {
+        let DockerReach::Reachable(docker) = &node.docker else {
+            continue;
+        };
+        let Some(config) = docker.container.as_ref().and_then(|c| c.config.as_ref()) else {
+            continue;
+        };
+        for ip in &config.cm_nodes {
+            sources.entry(ip.clone()).or_default().push(format!(
+                "listed in `cm_nodes` of node {}'s config.yaml",
+                node.ip
+            ));
+        }
+    }
+    for (ip, sources) in sources
+        .into_iter()
+        .filter(|(ip, _)| !declared.contains(&ip.as_str()))
+    {
+        findings.push(
+            PreflightFinding::new(
+                Severity::Error,
+                "undeclared-host",
+                format!("host[{ip}]"),
+                format!(
+                    "host {ip} is {}, but is not a node of the plan: its OMS would keep writing during the backup and the migration",
+                    sources.join(" and ")
+                ),
+            )
+            .hint(format!(
+                "add it to its region in the plan (`[[region.node]] ip = \"{ip}\"`, or `omsup init` with a `--node` for it); if the host is gone for good, delete its row from `{}.host` and its `cm_nodes` entries first",
+                plan.meta_db.cm
+            )),
+        );
     }
 }
 

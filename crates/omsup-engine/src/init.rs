@@ -396,6 +396,7 @@ pub fn build_plan(nodes: &[NodeSeen], options: &InitOptions) -> Result<PlanFile,
         },
         image: Image {
             package: options.image_package.clone(),
+            package_on: omsup_model::plan::PackageLocation::Operator,
             tag: options
                 .image_tag
                 .clone()

@@ -54,6 +54,14 @@ pub struct ObservedDocker {
     pub kept_containers: Vec<ObservedContainer>,
     /// The target image tag, when it is already loaded on this daemon.
     pub target_image_id: Option<String>,
+    /// The image package on this node, when `[image] package_on = "nodes"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<ObservedPackage>,
+    /// Free bytes where the daemon keeps images (`df` of the running OMS container's root,
+    /// which lives on the daemon's data root); `None` when it cannot be seen (no running
+    /// container, no `df`).
+    #[serde(default)]
+    pub data_root_free_bytes: Option<u64>,
 }
 
 /// One container, from `docker inspect`.
@@ -101,6 +109,14 @@ pub struct ObservedOmsConfig {
     pub drc_rm_db: Option<String>,
     pub drc_cm_db: Option<String>,
     pub drc_cm_heartbeat_db: Option<String>,
+    /// Where this node's OMS finds the meta database (`oms_meta_host`, `oms_meta_port`) and as
+    /// whom (`oms_meta_user`); never the password.
+    #[serde(default)]
+    pub oms_meta_host: Option<String>,
+    #[serde(default)]
+    pub oms_meta_port: Option<u16>,
+    #[serde(default)]
+    pub oms_meta_user: Option<String>,
     pub nginx_server_port: Option<u16>,
     /// sha256 of the whole file, so a changed file is a changed fact without keeping its text.
     pub sha256: String,
@@ -124,6 +140,10 @@ pub struct ObservedMetaDb {
     pub hosts: BTreeMap<String, String>,
     /// Every database the plan names (rm, cm, each cm_hb) and what was seen of it.
     pub databases: BTreeMap<String, ObservedDatabase>,
+    /// Whether the server has `information_schema.COLUMN_STATISTICS` (MySQL 8; not MariaDB or
+    /// OceanBase), which a MySQL 8 `mysqldump` asks for unless told not to.
+    #[serde(default)]
+    pub column_statistics: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +160,35 @@ pub struct ObservedDatabase {
 pub struct ObservedOperatorSide {
     pub package: ObservedPackage,
     pub backup_dir: ObservedBackupDir,
+    /// The dump and restore clients, each tried against the meta database.
+    #[serde(default)]
+    pub clients: ObservedClients,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedClients {
+    pub dump: ClientCheck,
+    pub restore: ClientCheck,
+}
+
+/// One client, tried: the dump client dumps the rm schema (no rows), the restore client runs
+/// `SELECT 1`, both through the option-file pipe a backup uses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ClientCheck {
+    /// Not tried (the meta database could not be reached).
+    #[default]
+    NotChecked,
+    /// No such program; `error` says what was looked for.
+    Missing { error: String },
+    /// It runs but could not do its work against this server.
+    Fails { client: String, error: String },
+    /// It works, with these options added for this server (`--column-statistics=0`).
+    Works {
+        client: String,
+        version: Option<String>,
+        adaptations: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +226,16 @@ impl ObservedWorld {
                             .clone()
                             .unwrap_or_else(|| "absent".into()),
                     );
+                    if let Some(package) = &docker.package {
+                        facts.insert(
+                            format!("{prefix}.package.exists"),
+                            package.exists.to_string(),
+                        );
+                        facts.insert(
+                            format!("{prefix}.package.size"),
+                            package.size_bytes.to_string(),
+                        );
+                    }
                     match &docker.container {
                         None => {
                             facts.insert(format!("{prefix}.container"), "absent".into());

@@ -2,12 +2,17 @@
 //!
 //! Dependencies are exactly what safety needs, so independent work runs in parallel:
 //!
-//! - `node[ip].load-image` only needs `preflight`: images load outside the downtime window,
-//!   in parallel with HA off and the backups.
-//! - `node[ip].stop-old` needs `ha.off` (T1 is the first stop; the downtime window opens).
-//! - `region[r].prune-heartbeats` needs every stop in its region (nothing writes heartbeats).
-//! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its prune.
-//!   The backups run in parallel.
+//! - `node[ip].load-image` only needs `preflight`: images load on every node in parallel, and
+//!   before anything else changes, so a failed or slow load never holds up a running window.
+//! - `ha.off` needs every load (HA is off for as short a time as possible).
+//! - `region[r].prune-heartbeats` needs `ha.off` (or `preflight` and the loads, when HA is
+//!   already off): it deletes all but the newest `heatbeat_sequence` rows while OMS still runs,
+//!   in short batches, so the window no longer holds the delete; the few rows written between
+//!   the prune and the stop stay and are dumped with the rest.
+//! - `node[ip].stop-old` needs `ha.off` (or `preflight` and the loads) and its region's prune
+//!   (T1 is the first stop; the downtime window opens).
+//! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its
+//!   region's stops. The backups run in parallel.
 //! - `node[ip].start-new` needs its stop, its image, and the backups of the databases its new
 //!   container writes to: rm, cm and its own region's cm_hb (a new container writes to them,
 //!   so it must not start before they are dumped; another region's heartbeat backup does not
@@ -24,7 +29,7 @@
 //! - `online.verify` needs every init; `ha.restore` needs it, and closes the plan.
 //!
 //! The downtime window runs from the first `stop-old` to `online.verify`; `preflight`,
-//! `load-image`, `ha.off` and `ha.restore` are outside it.
+//! `load-image`, `ha.off`, `prune-heartbeats` and `ha.restore` are outside it.
 //!
 //! A partially upgraded deployment plans only what is left:
 //! - a node whose container already runs the target image gets no steps (no stop, no load);
@@ -179,12 +184,16 @@ impl Kind for StepKind {
         }
     }
 
-    /// From the first stop to the last node ONLINE; `preflight`, `load-image` and the HA
-    /// steps are outside.
+    /// From the first stop to the last node ONLINE; `preflight`, `load-image`, the heartbeat
+    /// prune and the HA steps are outside.
     fn in_downtime(&self) -> bool {
         !matches!(
             self,
-            Self::Preflight | Self::LoadImage { .. } | Self::HaOff | Self::HaRestore
+            Self::Preflight
+                | Self::LoadImage { .. }
+                | Self::PruneHeartbeats { .. }
+                | Self::HaOff
+                | Self::HaRestore
         )
     }
 
@@ -320,37 +329,69 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
         vec![],
         "checks every observed fact again",
     );
+    let mut loads = BTreeMap::new();
+    for node in upgrading.iter().filter(|n| n.load_image) {
+        let id = b.add(
+            StepKind::LoadImage {
+                node: node.ip.clone(),
+            },
+            vec![preflight.clone()],
+            format!(
+                "docker load {} -> {}{}",
+                plan.image.package.display(),
+                node.image_after,
+                match plan.image.package_on {
+                    omsup_model::plan::PackageLocation::Operator => "",
+                    omsup_model::plan::PackageLocation::Nodes => " (on the node, over ssh)",
+                }
+            ),
+        );
+        loads.insert(node.ip.clone(), id);
+    }
+    let all_loads: Vec<StepId> = loads.values().cloned().collect();
     let ha_off = ha.filter(|h| h.turn_off).map(|_| {
         b.add(
             StepKind::HaOff,
-            vec![preflight.clone()],
+            [vec![preflight.clone()], all_loads.clone()].concat(),
             "ha.config: enable true -> false (the old value is journaled)",
         )
     });
-    let before_stop = vec![ha_off.clone().unwrap_or_else(|| preflight.clone())];
+    let before_stop = match &ha_off {
+        Some(id) => vec![id.clone()],
+        None => [vec![preflight.clone()], all_loads].concat(),
+    };
 
-    let mut loads = BTreeMap::new();
+    // Heartbeats are pruned before the window opens: a region's stops wait for its prune.
+    let mut prunes: BTreeMap<&str, StepId> = BTreeMap::new();
+    if !upgrading.is_empty() {
+        for db in &diff.databases {
+            if let DatabaseRole::CmHb { region } = &db.role {
+                let prune = b.add(
+                    StepKind::PruneHeartbeats {
+                        region: region.clone(),
+                        database: db.name.clone(),
+                    },
+                    before_stop.clone(),
+                    format!(
+                        "delete from {}.heatbeat_sequence below max(id){}, in batches, while OMS runs",
+                        db.name,
+                        db.heartbeat_rows
+                            .map_or(String::new(), |n| format!(" (~{n} rows)"))
+                    ),
+                );
+                prunes.insert(region.as_str(), prune);
+            }
+        }
+    }
     let mut stops = BTreeMap::new();
     for node in &upgrading {
-        if node.load_image {
-            let id = b.add(
-                StepKind::LoadImage {
-                    node: node.ip.clone(),
-                },
-                vec![preflight.clone()],
-                format!(
-                    "docker load {} -> {}",
-                    plan.image.package.display(),
-                    node.image_after
-                ),
-            );
-            loads.insert(node.ip.clone(), id);
-        }
+        let mut deps = before_stop.clone();
+        deps.extend(prunes.get(node.region.as_str()).cloned());
         let id = b.add(
             StepKind::StopOld {
                 node: node.ip.clone(),
             },
-            before_stop.clone(),
+            deps,
             format!("docker stop {} (records T1)", node.container),
         );
         stops.insert(node.ip.clone(), id);
@@ -361,7 +402,7 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
     if !upgrading.is_empty() {
         let all_stops: Vec<StepId> = stops.values().cloned().collect();
         for db in &diff.databases {
-            let deps = match &db.role {
+            let (region, deps) = match &db.role {
                 DatabaseRole::CmHb { region } => {
                     let region_stops: Vec<StepId> = upgrading
                         .iter()
@@ -369,30 +410,13 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                         .map(|n| stops[&n.ip].clone())
                         .collect();
                     let deps = if region_stops.is_empty() {
-                        before_stop.clone()
+                        prunes.get(region.as_str()).cloned().into_iter().collect()
                     } else {
                         region_stops
                     };
-                    let prune = b.add(
-                        StepKind::PruneHeartbeats {
-                            region: region.clone(),
-                            database: db.name.clone(),
-                        },
-                        deps,
-                        format!(
-                            "delete from {}.heatbeat_sequence below max(id){}",
-                            db.name,
-                            db.heartbeat_rows
-                                .map_or(String::new(), |n| format!(" (~{n} rows)"))
-                        ),
-                    );
-                    vec![prune]
+                    (Some(region.clone()), deps)
                 }
-                _ => all_stops.clone(),
-            };
-            let region = match &db.role {
-                DatabaseRole::CmHb { region } => Some(region.clone()),
-                DatabaseRole::Rm | DatabaseRole::Cm => None,
+                DatabaseRole::Rm | DatabaseRole::Cm => (None, all_stops.clone()),
             };
             backups.push((
                 region,

@@ -3,7 +3,7 @@
 //!
 //! Every node runs `oms:feature_<version>-ce` with the four documented mounts under
 //! `/data/<ip>/...`, `OMS_HOST_IP` set, and a config.yaml whose `cm_nodes` lists its region's
-//! nodes; the meta database is at `<version>` with HA on; the operator side has the package and
+//! nodes (and whose databases, region and meta address are the plan's); the meta database is at `<version>` with HA on; the operator side has the package and
 //! a large backup directory.
 
 use std::collections::BTreeMap;
@@ -12,9 +12,9 @@ use omsup_model::PlanFile;
 
 use crate::container::{ContainerSettings, ImageDefaults, RestartPolicy, Ulimit};
 use crate::observed::{
-    Bind, DockerReach, MetaDbReach, ObservedBackupDir, ObservedContainer, ObservedDatabase,
-    ObservedDocker, ObservedMetaDb, ObservedNode, ObservedOmsConfig, ObservedOperatorSide,
-    ObservedPackage, ObservedWorld,
+    Bind, ClientCheck, DockerReach, MetaDbReach, ObservedBackupDir, ObservedClients,
+    ObservedContainer, ObservedDatabase, ObservedDocker, ObservedMetaDb, ObservedNode,
+    ObservedOmsConfig, ObservedOperatorSide, ObservedPackage, ObservedWorld,
 };
 
 /// The TOML text of a plan with `regions` regions (`r0`, `r1`, ...) of `nodes` nodes each
@@ -69,6 +69,9 @@ pub fn container(ip: &str, version: &str, cm_nodes: Vec<String>) -> ObservedCont
             drc_rm_db: None,
             drc_cm_db: None,
             drc_cm_heartbeat_db: None,
+            oms_meta_host: None,
+            oms_meta_port: None,
+            oms_meta_user: None,
             nginx_server_port: Some(8089),
             sha256: "x".into(),
         }),
@@ -95,6 +98,28 @@ pub fn container(ip: &str, version: &str, cm_nodes: Vec<String>) -> ObservedCont
     }
 }
 
+/// [`container`] whose config.yaml names what `plan` names: its databases, the region and the
+/// meta database's address.
+fn container_of(
+    plan: &PlanFile,
+    region: &omsup_model::plan::Region,
+    ip: &str,
+    version: &str,
+    cm_nodes: Vec<String>,
+) -> ObservedContainer {
+    let mut container = container(ip, version, cm_nodes);
+    if let Some(config) = container.config.as_mut() {
+        config.drc_rm_db = Some(plan.meta_db.rm.clone());
+        config.drc_cm_db = Some(plan.meta_db.cm.clone());
+        config.drc_cm_heartbeat_db = Some(region.cm_hb.clone());
+        config.cm_region = Some(region.name.clone());
+        config.oms_meta_host = Some(plan.meta_db.host.clone());
+        config.oms_meta_port = Some(plan.meta_db.port);
+        config.oms_meta_user = Some(plan.meta_db.user.clone());
+    }
+    container
+}
+
 /// Every node of `plan` on `version`, sharing cm_nodes per region, HA on, DB at `version`.
 pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
     let nodes = plan
@@ -108,10 +133,12 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
                     api_version: "1.41".into(),
                     container: Some(ObservedContainer {
                         name: node.container.clone(),
-                        ..container(&node.ip, version, ips.clone())
+                        ..container_of(plan, region, &node.ip, version, ips.clone())
                     }),
                     kept_containers: vec![],
                     target_image_id: None,
+                    package: None,
+                    data_root_free_bytes: Some(1 << 40),
                 })),
             })
         })
@@ -139,6 +166,7 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
             ),
             hosts: BTreeMap::new(),
             databases,
+            column_statistics: false,
         })),
         operator: ObservedOperatorSide {
             package: ObservedPackage {
@@ -150,6 +178,18 @@ pub fn world(plan: &PlanFile, version: &str) -> ObservedWorld {
                 exists: true,
                 writable: true,
                 free_bytes: 1 << 40,
+            },
+            clients: ObservedClients {
+                dump: ClientCheck::Works {
+                    client: "/usr/bin/mariadb-dump".into(),
+                    version: None,
+                    adaptations: vec![],
+                },
+                restore: ClientCheck::Works {
+                    client: "/usr/bin/mariadb".into(),
+                    version: None,
+                    adaptations: vec![],
+                },
             },
         },
     }

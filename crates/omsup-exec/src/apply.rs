@@ -24,12 +24,14 @@ use omsup_engine::outputs::{
 };
 use omsup_engine::steps::{InitScope, Step, StepKind, UpgradePlan};
 use omsup_model::PlanFile;
+use omsup_model::plan::PackageLocation;
 use sqlx::MySqlPool;
 
 use crate::backup::{self, ClientConnection};
 use crate::docker_actions;
 use crate::executor::{Executor, Failure, StepError};
 use crate::meta_actions;
+use crate::node_package;
 use crate::secrets::Secrets;
 use crate::time::{unix_now, unix_seconds};
 
@@ -93,6 +95,30 @@ impl ApplyContext {
             .iter()
             .find(|n| n.ip == ip)
             .ok_or_else(|| StepError::other(&step.id, format!("node {ip} is not in the plan")))
+    }
+
+    /// The node as the plan file declares it (its endpoint and SSH files).
+    fn plan_node(&self, step: &Step, ip: &str) -> Result<&omsup_model::plan::Node, StepError> {
+        self.plan_file
+            .nodes()
+            .map(|(_, node)| node)
+            .find(|n| n.ip == ip)
+            .ok_or_else(|| StepError::other(&step.id, format!("node {ip} is not in the plan file")))
+    }
+
+    /// The size of the package `ip` loads, for progress: the operator's file, or the one the
+    /// plan observed on the node.
+    fn package_size(&self, ip: &str) -> Option<u64> {
+        match self.plan_file.image.package_on {
+            PackageLocation::Operator => std::fs::metadata(&self.plan_file.image.package)
+                .ok()
+                .map(|m| m.len()),
+            PackageLocation::Nodes => self
+                .plan
+                .facts
+                .get(&format!("node[{ip}].package.size"))
+                .and_then(|size| size.parse().ok()),
+        }
     }
 
     /// T1 of this run (see [`Outputs::t1`]).
@@ -213,18 +239,25 @@ async fn run(
         StepKind::LoadImage { node } => {
             let docker = ctx.docker(step, node)?;
             let started = Instant::now();
-            let total = std::fs::metadata(&ctx.plan_file.image.package)
-                .ok()
-                .map(|m| m.len());
+            let total = ctx.package_size(node);
             let on_bytes = ctx.on_bytes.clone();
             let id = step.id.clone();
-            let image_id = docker_actions::load_image(
-                docker,
-                &ctx.plan_file.image.package,
-                &ctx.plan_file.image.tag,
-                move |bytes| on_bytes(&id, bytes, total),
-            )
-            .await
+            let on_progress = move |bytes| on_bytes(&id, bytes, total);
+            let image_id = match ctx.plan_file.image.package_on {
+                PackageLocation::Operator => {
+                    docker_actions::load_image(
+                        docker,
+                        &ctx.plan_file.image.package,
+                        &ctx.plan_file.image.tag,
+                        on_progress,
+                    )
+                    .await
+                }
+                PackageLocation::Nodes => {
+                    let plan_node = ctx.plan_node(step, node)?;
+                    node_package::load(&ctx.plan_file, plan_node, docker, on_progress).await
+                }
+            }
             .map_err(&docker_err)?;
             Ok(StepOutput::LoadImage(LoadImageOutput {
                 image_id,
@@ -449,6 +482,14 @@ async fn init(
     let docker = ctx.docker(step, run_on)?;
     let timeout = ctx.plan_file.timeouts.init.as_duration();
     let docker_err = StepError::docker(&step.id);
+    // The upgrade guides wait for every supervisor component to be RUNNING before init.
+    docker_actions::wait_components_running(
+        docker,
+        &change.container,
+        ctx.plan_file.timeouts.readiness.as_duration(),
+    )
+    .await
+    .map_err(&docker_err)?;
     let mut outcome = docker_actions::run_init(docker, &change.container, timeout)
         .await
         .map_err(&docker_err)?;
@@ -467,16 +508,23 @@ async fn init(
     }
     if !outcome.succeeded() {
         let tail: Vec<&str> = outcome.output.trim_end().lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(StepError::failed(
-            &step.id,
+        let tail = tail.into_iter().rev().collect::<Vec<&str>>().join("\n");
+        let (container, node) = (change.container.clone(), run_on.to_owned());
+        let failure = if outcome.exit_code == 0 {
+            Failure::InitIncomplete {
+                container,
+                node,
+                tail,
+            }
+        } else {
             Failure::InitFailed {
-                container: change.container.clone(),
-                node: run_on.to_owned(),
+                container,
+                node,
                 exit_code: outcome.exit_code,
-                tail: tail.join("\n"),
-            },
-        ));
+                tail,
+            }
+        };
+        return Err(StepError::failed(&step.id, failure));
     }
     let scope = match scope {
         InitScope::Region(region) => format!("region {region}"),

@@ -33,6 +33,14 @@ pub enum BackupError {
     NoDumpClient,
     #[error("cannot find a restore client: neither `mariadb` nor `mysql` is on PATH")]
     NoRestoreClient,
+    #[error("the dump client `{}` (`[backup] dump_command`) does not exist", .0.display())]
+    ConfiguredClientMissing(PathBuf),
+    #[error("`{client}` exited with {status}{}", stderr_suffix(stderr))]
+    ClientCheck {
+        client: String,
+        status: String,
+        stderr: String,
+    },
     #[error("`{0}` is not a valid database name for a backup")]
     InvalidDatabaseName(String),
     #[error("cannot read table row counts of `{database}`")]
@@ -100,11 +108,142 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// The dump client: the configured one, else `mariadb-dump`, else `mysqldump` from PATH.
+/// The dump client: the configured one (a path, or a name looked up on PATH), else
+/// `mariadb-dump`, else `mysqldump` from PATH.
 pub fn find_dump_client(configured: Option<&Path>) -> Result<PathBuf, BackupError> {
     match configured {
-        Some(path) => Ok(path.to_owned()),
+        Some(path) if path.components().count() == 1 && !path.is_absolute() => {
+            find_on_path(&[&path.display().to_string()])
+                .ok_or_else(|| BackupError::ConfiguredClientMissing(path.to_owned()))
+        }
+        Some(path) if path.is_file() => Ok(path.to_owned()),
+        Some(path) => Err(BackupError::ConfiguredClientMissing(path.to_owned())),
         None => find_on_path(&["mariadb-dump", "mysqldump"]).ok_or(BackupError::NoDumpClient),
+    }
+}
+
+/// A MySQL 8 (or later) `mysqldump` asks `information_schema.COLUMN_STATISTICS` for
+/// histograms, which MariaDB and OceanBase lack: against such a server it needs
+/// `--column-statistics=0`. MariaDB's clients know no such option.
+pub const COLUMN_STATISTICS_OFF: &str = "--column-statistics=0";
+
+/// The first line of `client --version` (`mysqldump  Ver 8.0.36 for Linux on x86_64`,
+/// `mariadb-dump from 11.4.2-MariaDB, ...`), or `None` when it does not run.
+pub async fn client_version(client: &Path) -> Option<String> {
+    let output = tokio::process::Command::new(client)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    output
+        .status
+        .success()
+        .then(|| text.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// Whether a client of this `--version` line asks for column statistics by default (MySQL's
+/// 8 and later; never MariaDB's).
+pub fn asks_column_statistics(version: &str) -> bool {
+    if version.contains("MariaDB") {
+        return false;
+    }
+    let major = version
+        .split_whitespace()
+        .skip_while(|word| *word != "Ver")
+        .nth(1)
+        .and_then(|number| number.split('.').next())
+        .and_then(|major| major.parse::<u32>().ok());
+    major.is_some_and(|major| (8..10).contains(&major))
+}
+
+/// Whether the server has `information_schema.COLUMN_STATISTICS` (MySQL 8 does; MariaDB and
+/// OceanBase do not).
+pub async fn server_has_column_statistics(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = 'information_schema' AND TABLE_NAME = 'COLUMN_STATISTICS'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(found > 0)
+}
+
+/// The options the dump client needs against this server beyond the usual ones.
+pub async fn dump_adaptations(client: &Path, server_has_column_statistics: bool) -> Vec<String> {
+    if server_has_column_statistics {
+        return Vec::new();
+    }
+    match client_version(client).await {
+        Some(version) if asks_column_statistics(&version) => {
+            vec![COLUMN_STATISTICS_OFF.to_owned()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Dumps `database`'s schema (no rows) with the client and the options a backup will use,
+/// and discards it: proves the client runs, logs in and can dump from this server.
+pub async fn probe_dump_client(
+    client: &Path,
+    connection: &ClientConnection<'_>,
+    database: &str,
+    adaptations: &[String],
+) -> Result<(), BackupError> {
+    check_identifier(database)?;
+    let options = OptionFile::write(connection)?;
+    let output = tokio::process::Command::new(client)
+        .arg(options.arg())
+        .args(adaptations)
+        .args(["--no-data", "--single-transaction", "--skip-triggers"])
+        .arg(database)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(io_error("cannot start the dump client", client))?;
+    drop(options);
+    client_status(client, &output)
+}
+
+/// Runs `SELECT 1` through the restore client: proves it runs and logs in.
+pub async fn probe_restore_client(
+    client: &Path,
+    connection: &ClientConnection<'_>,
+) -> Result<(), BackupError> {
+    let options = OptionFile::write(connection)?;
+    let output = tokio::process::Command::new(client)
+        .arg(options.arg())
+        .args(["--batch", "--execute=SELECT 1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(io_error("cannot start the restore client", client))?;
+    drop(options);
+    client_status(client, &output)
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
+    let path = path.to_owned();
+    move |source| BackupError::Io { what, path, source }
+}
+
+fn client_status(client: &Path, output: &std::process::Output) -> Result<(), BackupError> {
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(BackupError::ClientCheck {
+            client: client.display().to_string(),
+            status: output.status.to_string(),
+            stderr: last_lines(&String::from_utf8_lossy(&output.stderr), 3),
+        })
     }
 }
 
@@ -233,9 +372,12 @@ pub async fn backup_database(
         .await
         .map_err(io("cannot create backup file", &partial_path))?;
 
+    let has_statistics = server_has_column_statistics(pool).await.unwrap_or(true);
+    let adaptations = dump_adaptations(dump_client, has_statistics).await;
     let options = OptionFile::write(connection)?;
     let mut child = tokio::process::Command::new(dump_client)
         .arg(options.arg())
+        .args(&adaptations)
         .args([
             "--single-transaction",
             "--skip-triggers",
@@ -534,6 +676,49 @@ mod tests {
         for name in ["", "rm`; DROP DATABASE x; --", "a b", "rm-428"] {
             assert!(check_identifier(name).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn only_mysql_8_dump_clients_ask_for_column_statistics() {
+        for (version, asks) in [
+            (
+                "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 9.1.0 for Linux on x86_64 (MySQL Community Server - GPL)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)",
+                false,
+            ),
+            (
+                "mariadb-dump from 11.4.2-MariaDB, client 10.19 for debian-linux-gnu (x86_64)",
+                false,
+            ),
+            (
+                "mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)",
+                false,
+            ),
+            ("obdump", false),
+        ] {
+            assert_eq!(asks_column_statistics(version), asks, "{version}");
+        }
+    }
+
+    #[test]
+    fn a_configured_dump_client_that_does_not_exist_is_named() {
+        let error = find_dump_client(Some(Path::new("/nowhere/mysqldump"))).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the dump client `/nowhere/mysqldump` (`[backup] dump_command`) does not exist"
+        );
+        assert!(find_dump_client(Some(Path::new("omsup-no-such-dump-client"))).is_err());
+        assert_eq!(
+            find_dump_client(Some(Path::new("sh"))).unwrap().file_name(),
+            Some(std::ffi::OsStr::new("sh"))
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub use omsup_engine::container::{LABEL_RUN_ID, LABEL_STEP_ID};
 pub const READY_LOG_LINE: &str = "OMS service start successfully";
 /// The message `docker_init.sh` prints when the old version has no `oms_version` record.
 pub const INIT_VERSION_TOO_OLD: &str = "Version before 4.1.1 is not allowed to upgrade";
+/// The line a successful `docker_init.sh` ends its log with.
+pub const INIT_COMPLETED: &str = "[Completed] All initialization steps are executed";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerActionError {
@@ -47,6 +49,12 @@ pub enum DockerActionError {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("cannot load the image package `{}` on the node `{endpoint}`: {reason}", path.display())]
+    LoadOnNode {
+        path: std::path::PathBuf,
+        endpoint: String,
+        reason: String,
     },
     #[error("loading `{}` did not yield the tag `{tag}`", path.display())]
     TagMissingAfterLoad {
@@ -93,6 +101,14 @@ pub enum DockerActionError {
         container: String,
         #[source]
         source: MissingOldValue,
+    },
+    #[error(
+        "the supervisor components of `{container}` were not all RUNNING after {waited:?} (`supervisorctl status`: {not_running}); init was not started"
+    )]
+    ComponentsNotRunning {
+        container: String,
+        waited: Duration,
+        not_running: String,
     },
 }
 
@@ -474,8 +490,18 @@ pub struct InitOutcome {
 }
 
 impl InitOutcome {
+    /// Exited 0 *and* its log ends with [`INIT_COMPLETED`], as the runbooks judge it.
     pub fn succeeded(&self) -> bool {
-        self.exit_code == 0
+        self.exit_code == 0 && self.completed()
+    }
+
+    /// The last line of its output is [`INIT_COMPLETED`].
+    pub fn completed(&self) -> bool {
+        self.output
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .is_some_and(|line| line.contains(INIT_COMPLETED))
     }
 
     /// True when init refused because the old version has no (or too old an) `oms_version`.
@@ -592,9 +618,10 @@ async fn wait_for_exec(
             container,
         ))?;
         if exec.running != Some(true) {
+            // Its output went to the attempt that started it; its log file has the end.
             return Ok(InitOutcome {
                 exit_code: exec.exit_code.unwrap_or(-1),
-                output: "(the output went to the attempt that started this init; see /home/admin/logs/docker_init.log)\n".to_owned(),
+                output: init_log_tail(docker, container).await?,
                 took: started.elapsed(),
             });
         }
@@ -663,32 +690,148 @@ async fn signal_init(
     container: &str,
     signal: &str,
 ) -> Result<usize, DockerActionError> {
+    let (_, output) = exec_text(
+        docker,
+        container,
+        vec!["sh", "-c", END_INIT_SCRIPT, "omsup-end-init", signal],
+        "cannot end `docker_init.sh` in",
+    )
+    .await?;
+    Ok(output.trim().parse().unwrap_or(0))
+}
+
+/// Runs `cmd` in `container` and returns its exit code and combined output (short commands
+/// only: the output is held in memory). `what` names the action in an error.
+async fn exec_text(
+    docker: &Docker,
+    container: &str,
+    cmd: Vec<&str>,
+    what: &'static str,
+) -> Result<(i64, String), DockerActionError> {
     let exec = docker
         .create_exec(
             container,
             CreateExecOptions {
-                cmd: Some(vec!["sh", "-c", END_INIT_SCRIPT, "omsup-end-init", signal]),
+                cmd: Some(cmd),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()
             },
         )
         .await
-        .map_err(docker_error("cannot end `docker_init.sh` in", container))?;
+        .map_err(docker_error(what, container))?;
     let mut output = String::new();
     if let StartExecResults::Attached {
         output: mut stream, ..
     } = docker
         .start_exec(&exec.id, None)
         .await
-        .map_err(docker_error("cannot end `docker_init.sh` in", container))?
+        .map_err(docker_error(what, container))?
     {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(docker_error("cannot end `docker_init.sh` in", container))?;
+            let chunk = chunk.map_err(docker_error(what, container))?;
             output.push_str(&chunk.to_string());
         }
     }
-    Ok(output.trim().parse().unwrap_or(0))
+    let inspect = docker
+        .inspect_exec(&exec.id)
+        .await
+        .map_err(docker_error(what, container))?;
+    Ok((inspect.exit_code.unwrap_or(-1), output))
+}
+
+/// The supervisor components `supervisorctl status` lists that are not RUNNING, as
+/// `name STATE` (empty when all run), or `None` when the container has no `supervisorctl`.
+pub async fn components_not_running(
+    docker: &Docker,
+    container: &str,
+) -> Result<Option<Vec<String>>, DockerActionError> {
+    let (code, output) = exec_text(
+        docker,
+        container,
+        vec!["supervisorctl", "status"],
+        "cannot run `supervisorctl status` in",
+    )
+    .await?;
+    // 126/127: the shell found no `supervisorctl`; Docker's own "executable file not found"
+    // fails the exec with 126/127 as well.
+    if matches!(code, 126 | 127) {
+        return Ok(None);
+    }
+    let mut not_running = Vec::new();
+    let mut listed = 0;
+    for line in output.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(component), Some(state)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if component.contains("://") {
+            // `unix:///tmp/supervisor.sock no such file`: supervisord is not up yet.
+            not_running.push(line.trim().to_owned());
+            continue;
+        }
+        listed += 1;
+        if state != "RUNNING" {
+            not_running.push(format!("{component} {state}"));
+        }
+    }
+    if listed == 0 && not_running.is_empty() {
+        not_running.push("`supervisorctl status` listed no component".to_owned());
+    }
+    Ok(Some(not_running))
+}
+
+/// Polls `supervisorctl status` until every component is RUNNING (what the upgrade guides
+/// wait for before `docker_init.sh`), at 100 ms growing to 400 ms, for at most `timeout`.
+/// A container without `supervisorctl` is not waited for (logged). Returns how long it waited.
+pub async fn wait_components_running(
+    docker: &Docker,
+    container: &str,
+    timeout: Duration,
+) -> Result<Duration, DockerActionError> {
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(100);
+    loop {
+        let not_running = match components_not_running(docker, container).await? {
+            None => {
+                tracing::warn!(
+                    container,
+                    "no `supervisorctl` in the container: init runs without waiting for its components"
+                );
+                return Ok(started.elapsed());
+            }
+            Some(not_running) => not_running,
+        };
+        if not_running.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            return Err(DockerActionError::ComponentsNotRunning {
+                container: container.to_owned(),
+                waited: started.elapsed(),
+                not_running: not_running.join(", "),
+            });
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 3 / 2).min(Duration::from_millis(400));
+    }
+}
+
+/// The last lines of the newest `/home/admin/logs/docker_init*.log` in `container` (for an
+/// init whose output went to an earlier attempt).
+async fn init_log_tail(docker: &Docker, container: &str) -> Result<String, DockerActionError> {
+    let (_, output) = exec_text(
+        docker,
+        container,
+        vec![
+            "sh",
+            "-c",
+            "tail -n 20 \"$(ls -t /home/admin/logs/docker_init*.log | head -n 1)\"",
+        ],
+        "cannot read the init log in",
+    )
+    .await?;
+    Ok(output)
 }
 
 /// Connects to every node's Docker daemon; the error names the node.
@@ -768,5 +911,18 @@ mod tests {
             took: Duration::ZERO,
         };
         assert!(!other.needs_version_remedy());
+    }
+
+    #[test]
+    fn init_succeeds_only_when_it_exits_0_and_its_log_ends_with_the_completed_line() {
+        let outcome = |exit_code, output: &str| InitOutcome {
+            exit_code,
+            output: output.to_owned(),
+            took: Duration::ZERO,
+        };
+        assert!(outcome(0, &format!("[Step 3] ok\n{INIT_COMPLETED}\n\n")).succeeded());
+        assert!(!outcome(0, "[Step 3] creating resource tags\n").succeeded());
+        assert!(!outcome(0, &format!("{INIT_COMPLETED}\n[ERROR] late failure\n")).succeeded());
+        assert!(!outcome(1, &format!("{INIT_COMPLETED}\n")).succeeded());
     }
 }

@@ -71,6 +71,15 @@ pub enum Failure {
         exit_code: i64,
         tail: String,
     },
+    #[error(
+        "`docker_init.sh` in `{container}` on node {node} exited 0, but its log does not end with `{}`: the initialization did not finish; its last lines:\n{tail}",
+        crate::docker_actions::INIT_COMPLETED
+    )]
+    InitIncomplete {
+        container: String,
+        node: String,
+        tail: String,
+    },
     #[error("the old container of node {node} ({container}) is gone: nothing to start")]
     OldContainerGone { node: String, container: String },
     #[error(
@@ -137,7 +146,7 @@ impl StepError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Self::Failed {
-                failure: Failure::InitFailed { .. },
+                failure: Failure::InitFailed { .. } | Failure::InitIncomplete { .. },
                 ..
             } => Some(
                 "read /home/admin/logs/docker_init.log on the node, fix the cause, then `omsup resume` (or `omsup rollback`)",

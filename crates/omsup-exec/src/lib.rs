@@ -11,6 +11,7 @@ pub mod executor;
 pub mod health;
 pub mod link;
 pub mod meta_actions;
+pub mod node_package;
 pub mod observe;
 pub mod scheduler;
 pub mod secrets;

@@ -149,6 +149,9 @@ pub struct PruneOutcome {
     pub deleted_rows: u64,
 }
 
+/// Rows one `DELETE` of [`prune_heartbeats`] removes at most.
+const PRUNE_BATCH: u64 = 20_000;
+
 /// Deletes every `heatbeat_sequence` row below `max(id)`. Reads `max(id)` first and deletes
 /// below it: the runbook's single statement (a subquery on the target table) is refused by
 /// MySQL 8 with error 1093.
@@ -172,16 +175,25 @@ pub async fn prune_heartbeats(
             deleted_rows: 0,
         });
     };
-    let deleted = sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM `{cm_hb}`.heatbeat_sequence WHERE id < ?"
-    )))
-    .bind(kept_id)
-    .execute(pool)
-    .await
-    .map_err(sql_error("cannot prune `heatbeat_sequence`", cm_hb))?;
+    // Short batches: the prune runs while OMS still writes heartbeats, and one long delete
+    // would hold its locks (and the undo log) for seconds on a large table.
+    let mut deleted_rows = 0;
+    loop {
+        let deleted = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM `{cm_hb}`.heatbeat_sequence WHERE id < ? LIMIT {PRUNE_BATCH}"
+        )))
+        .bind(kept_id)
+        .execute(pool)
+        .await
+        .map_err(sql_error("cannot prune `heatbeat_sequence`", cm_hb))?;
+        deleted_rows += deleted.rows_affected();
+        if deleted.rows_affected() < PRUNE_BATCH {
+            break;
+        }
+    }
     Ok(PruneOutcome {
         kept_id: Some(kept_id),
-        deleted_rows: deleted.rows_affected(),
+        deleted_rows,
     })
 }
 

@@ -62,6 +62,20 @@ impl SshTarget {
         format!("ssh://{user}{}{port}", self.host)
     }
 
+    /// A session on the node for omsup's own commands (the image package's `stat` and
+    /// `docker load`); close it when done.
+    pub async fn session(&self) -> Result<openssh::Session, SshConnectError> {
+        let master = self
+            .builder()
+            .launch_master(&self.host)
+            .await
+            .map_err(|source| SshConnectError::Login {
+                endpoint: self.endpoint(),
+                source,
+            })?;
+        Ok(openssh::Session::new_process_mux(master))
+    }
+
     /// The session options: user and port as ssh options, never inside the destination;
     /// batch mode (never a prompt); with a known-hosts file, strict host key checking.
     fn builder(&self) -> openssh::SessionBuilder {
@@ -150,15 +164,7 @@ impl tower_service::Service<hyper::Uri> for SshConnector {
         let target = Arc::clone(&self.target);
         Box::pin(async move {
             let endpoint = target.endpoint();
-            let master = target
-                .builder()
-                .launch_master(&target.host)
-                .await
-                .map_err(|source| SshConnectError::Login {
-                    endpoint: endpoint.clone(),
-                    source,
-                })?;
-            let session = Arc::new(openssh::Session::new_process_mux(master));
+            let session = Arc::new(target.session().await?);
             let mut child = session
                 .arc_command("docker")
                 .arg("system")

@@ -105,7 +105,16 @@ pub enum JournalError {
         "`{name}` cannot name omsup's state database: use letters, digits and `_` (at most 64)"
     )]
     InvalidStateDatabase { name: String },
-    #[error("cannot reach the meta database server `{server}` for the deployment lock")]
+    #[error(
+        "omsup's state database `{database}` on `{server}` has journal schema version {found}; this omsup reads up to {supported}"
+    )]
+    SharedSchemaTooNew {
+        database: String,
+        server: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("cannot reach the meta database server `{server}` for omsup's shared state")]
     SharedStateUnreachable {
         server: String,
         #[source]
@@ -126,6 +135,8 @@ pub enum JournalError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("the journal in {destination} already holds {runs} run(s) of this deployment")]
+    HistoryExists { destination: String, runs: u64 },
     #[error("cannot encode or decode a journal payload")]
     Payload(#[source] serde_json::Error),
 }
@@ -153,17 +164,21 @@ impl JournalError {
                 "look at `omsup status`, then run the command again".to_owned(),
             ),
             JournalError::SharedStatePrivilege { database, user, .. } => Some(format!(
-                "omsup keeps the deployment lock in a database of its own: have an administrator create the database `{database}` and grant `SELECT, INSERT, UPDATE, DELETE, CREATE` on `{database}.*` to `{user}` (or name another database with `[state] database`)"
+                "omsup keeps the deployment lock (and, with `[state] backend = \"meta_db\"`, the journal) in a database of its own: have an administrator create the database `{database}` and grant `SELECT, INSERT, UPDATE, DELETE, CREATE` on `{database}.*` to `{user}` (or name another database with `[state] database`)"
             )),
             JournalError::SharedStateUnreachable { .. } => Some(
                 "apply, resume and rollback take the deployment lock in the meta database server; check `[meta_db]` and that the server answers"
+                    .to_owned(),
+            ),
+            JournalError::HistoryExists { .. } => Some(
+                "a history is moved once, never merged: keep the journal that is in use, or empty the other one first"
                     .to_owned(),
             ),
             JournalError::RetiredEvent { .. } => Some(
                 "no omsup release wrote this event (only tests of the journal did); keep a copy of the journal and start from a fresh state directory"
                     .to_owned(),
             ),
-            JournalError::SchemaTooNew { .. } => {
+            JournalError::SchemaTooNew { .. } | JournalError::SharedSchemaTooNew { .. } => {
                 Some("use the omsup version that wrote this journal, or a newer one".to_owned())
             }
             _ => None,

@@ -1,14 +1,24 @@
-//! The journal: one SQLite database per deployment (`<state dir>/<deployment>.journal.sqlite`)
-//! holding the runs, their append-only event log and the deployment lock. [`Journal`] opens it
-//! and holds what every part shares (the pool, the registered secrets, the lock timing); the
-//! parts live beside it: [`crate::schema`] (tables, version), [`crate::lock`] (acquisition,
-//! heartbeat, fencing), [`crate::queries`] (replayed runs for `resume`, `rollback`, `status`,
-//! `history`) and [`crate::writer`] (begin or resume a run, durable appends).
+//! The journal: the runs of one deployment, their append-only event log and the deployment
+//! lock, behind one interface ([`Journal`]) with two backends ([`Backend`]):
 //!
-//! Durability: the database uses a rollback journal (`journal_mode=DELETE`, no WAL) with
-//! `synchronous=FULL`, and every append is its own `BEGIN IMMEDIATE` transaction. An append
-//! returns only after the commit, i.e. after SQLite has synced the event to disk: an intent
-//! returned to the caller survives a crash of the process or the machine.
+//! - **local** (the embedded default): one SQLite database per deployment
+//!   (`<state dir>/<deployment>.journal.sqlite`);
+//! - **meta_db** (shared): tables in omsup's own database in the deployment's meta database
+//!   server ([`crate::shared`]), keyed like the lock by the deployment's rm database, so any
+//!   operator who reaches that server sees, resumes and rolls back the same runs.
+//!
+//! [`Journal`] opens either and holds what every part shares (the backend, the registered
+//! secrets, the lock timing); the parts live beside it: [`crate::schema`] (tables, version),
+//! [`crate::lock`] (acquisition, heartbeat, fencing), [`crate::queries`] (replayed runs for
+//! `resume`, `rollback`, `status`, `history`), [`crate::writer`] (begin or resume a run, durable
+//! appends) and [`crate::migrate`] (copying a deployment's history between backends). The SQL
+//! of the runs and events is one text for both backends (`?` placeholders, portable types):
+//! [`on_pool`] and [`on_tx`] compile it once per database driver.
+//!
+//! Durability: the SQLite file uses a rollback journal (`journal_mode=DELETE`, no WAL) with
+//! `synchronous=FULL`, and every append is its own `BEGIN IMMEDIATE` transaction; in the
+//! server every append is its own InnoDB transaction. An append returns only after the commit:
+//! an intent returned to the caller survives a crash of the process or the machine.
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -19,11 +29,12 @@ use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{MySql, Row as _, Sqlite, Transaction};
 
 use crate::error::JournalError;
 use crate::lock::LockTiming;
 use crate::schema;
+use crate::shared::SharedState;
 
 /// The journal file of `deployment` in `state_dir`.
 pub fn journal_path(state_dir: &Path, deployment: &str) -> PathBuf {
@@ -62,6 +73,26 @@ fn valid_deployment_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Where a journal lives: the embedded default, or the deployment's meta database server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file per deployment in a state directory (`<state dir>/<deployment>.journal.sqlite`).
+    Local,
+    /// Tables in omsup's own database in the deployment's meta database server, shared by
+    /// every operator who reaches that server.
+    MetaDb,
+}
+
+impl Backend {
+    /// `local` or `meta_db`, as the plan file's `[state] backend` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::MetaDb => "meta_db",
+        }
+    }
+}
+
 /// An open journal (cheap to clone: an `Arc` around a connection pool).
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -70,13 +101,112 @@ pub struct Journal {
 
 #[derive(Debug)]
 pub(crate) struct JournalInner {
-    pub(crate) path: PathBuf,
     pub(crate) deployment: String,
-    pub(crate) pool: SqlitePool,
-    pub(crate) connect_options: SqliteConnectOptions,
+    pub(crate) store: Store,
+    /// The tables and the column that scopes rows to this deployment, as the SQL shared by both
+    /// backends names them.
+    pub(crate) tables: Tables,
     pub(crate) secrets: RwLock<Vec<String>>,
     pub(crate) lock_timing: RwLock<LockTiming>,
 }
+
+/// The backend behind a [`Journal`]: one implementation of the same SQL per database.
+#[derive(Debug)]
+pub(crate) enum Store {
+    Local {
+        path: PathBuf,
+        pool: SqlitePool,
+        connect_options: Box<SqliteConnectOptions>,
+    },
+    Shared {
+        state: SharedState,
+        /// The deployment's identity in the server (its rm database), as the lock's.
+        key: String,
+    },
+}
+
+/// Table names and the scope of a deployment's rows: in the SQLite file, every run is the
+/// deployment's (`deployment = name`); in the server, runs are keyed like the lock
+/// (`lock_key = rm database`).
+#[derive(Debug)]
+pub(crate) struct Tables {
+    pub(crate) runs: String,
+    pub(crate) events: String,
+    pub(crate) scope_column: &'static str,
+    pub(crate) scope_value: String,
+}
+
+/// A write transaction on either backend.
+pub(crate) enum WriteTx {
+    Local(Transaction<'static, Sqlite>),
+    Shared(Transaction<'static, MySql>),
+}
+
+/// Evaluates `$body` with `$pool` bound to the journal's pool, once per backend: the same
+/// SQL text, compiled for SQLite and for MySQL.
+macro_rules! on_pool {
+    ($journal:expr, $pool:ident => $body:expr) => {
+        match &$journal.inner.store {
+            $crate::journal::Store::Local { pool: $pool, .. } => $body,
+            $crate::journal::Store::Shared { state, .. } => {
+                let $pool = state.pool();
+                $body
+            }
+        }
+    };
+}
+
+/// Evaluates `$body` with `$connection` bound to the transaction's connection, once per
+/// backend (see [`on_pool`]).
+macro_rules! on_tx {
+    ($tx:expr, $connection:ident => $body:expr) => {
+        match $tx {
+            $crate::journal::WriteTx::Local(transaction) => {
+                let $connection = &mut **transaction;
+                $body
+            }
+            $crate::journal::WriteTx::Shared(transaction) => {
+                let $connection = &mut **transaction;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use {on_pool, on_tx};
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            WriteTx::Local(transaction) => transaction.commit().await,
+            WriteTx::Shared(transaction) => transaction.commit().await,
+        }
+    }
+}
+
+/// Reading a row's columns the same way on both backends.
+pub(crate) trait ReadRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn integer(&self, column: &str) -> Result<i64, sqlx::Error>;
+}
+
+macro_rules! read_row {
+    ($row:ty) => {
+        impl ReadRow for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn integer(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+read_row!(sqlx::sqlite::SqliteRow);
+read_row!(sqlx::mysql::MySqlRow);
 
 impl Journal {
     /// Opens (creating the directory and database if needed) the journal of `deployment` in
@@ -112,6 +242,54 @@ impl Journal {
         Self::connect(path, deployment, false).await
     }
 
+    /// Opens the journal of `deployment` in the meta database server: the runs keyed by `key`
+    /// (the deployment's rm database, as its lock), in omsup's database of `state` (whose
+    /// tables [`SharedState::open`] created).
+    pub async fn open_shared(
+        state: &SharedState,
+        key: &str,
+        deployment: &str,
+    ) -> Result<Self, JournalError> {
+        if !valid_deployment_name(deployment) {
+            return Err(JournalError::InvalidDeploymentName {
+                name: deployment.to_owned(),
+            });
+        }
+        Ok(Self::with_store(
+            deployment,
+            Store::Shared {
+                state: state.clone(),
+                key: key.to_owned(),
+            },
+        ))
+    }
+
+    fn with_store(deployment: &str, store: Store) -> Self {
+        let tables = match &store {
+            Store::Local { .. } => Tables {
+                runs: "runs".to_owned(),
+                events: "events".to_owned(),
+                scope_column: "deployment",
+                scope_value: deployment.to_owned(),
+            },
+            Store::Shared { state, key } => Tables {
+                runs: state.table("runs"),
+                events: state.table("events"),
+                scope_column: "lock_key",
+                scope_value: key.clone(),
+            },
+        };
+        Self {
+            inner: Arc::new(JournalInner {
+                deployment: deployment.to_owned(),
+                store,
+                tables,
+                secrets: RwLock::new(Vec::new()),
+                lock_timing: RwLock::new(LockTiming::default()),
+            }),
+        }
+    }
+
     async fn connect(path: PathBuf, deployment: &str, create: bool) -> Result<Self, JournalError> {
         let database_error = |source| JournalError::Database {
             path: path.clone(),
@@ -135,21 +313,45 @@ impl Journal {
             .map_err(database_error)?;
         schema::migrate(&mut transaction, &path, deployment).await?;
         transaction.commit().await.map_err(database_error)?;
-        Ok(Self {
-            inner: Arc::new(JournalInner {
+        Ok(Self::with_store(
+            deployment,
+            Store::Local {
                 path,
-                deployment: deployment.to_owned(),
                 pool,
-                connect_options,
-                secrets: RwLock::new(Vec::new()),
-                lock_timing: RwLock::new(LockTiming::default()),
-            }),
-        })
+                connect_options: Box::new(connect_options),
+            },
+        ))
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    pub fn backend(&self) -> Backend {
+        match self.inner.store {
+            Store::Local { .. } => Backend::Local,
+            Store::Shared { .. } => Backend::MetaDb,
+        }
+    }
+
+    /// The SQLite file of a local journal (`None` in the meta database server).
+    pub fn file(&self) -> Option<&Path> {
+        match &self.inner.store {
+            Store::Local { path, .. } => Some(path),
+            Store::Shared { .. } => None,
+        }
+    }
+
+    /// Where the journal is, for messages: its file, or `database `omsup_state` on host:port`.
+    pub fn location(&self) -> String {
+        match &self.inner.store {
+            Store::Local { path, .. } => format!("`{}`", path.display()),
+            Store::Shared { state, .. } => state.describe(),
+        }
+    }
+
+    /// The meta database server behind a shared journal (`None` for a local one).
+    pub fn shared_state(&self) -> Option<&SharedState> {
+        match &self.inner.store {
+            Store::Local { .. } => None,
+            Store::Shared { state, .. } => Some(state),
+        }
     }
 
     pub fn deployment(&self) -> &str {
@@ -183,18 +385,26 @@ impl Journal {
     }
 
     pub(crate) fn database_error(&self, source: sqlx::Error) -> JournalError {
-        JournalError::Database {
-            path: self.inner.path.clone(),
-            source,
+        match &self.inner.store {
+            Store::Local { path, .. } => JournalError::Database {
+                path: path.clone(),
+                source,
+            },
+            Store::Shared { state, .. } => state.database_error(source),
         }
     }
 
-    pub(crate) async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, JournalError> {
-        self.inner
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|source| self.database_error(source))
+    /// A write transaction: `BEGIN IMMEDIATE` in SQLite (serialised across processes), a plain
+    /// transaction in the server (serialised by the lock row it first reads `FOR UPDATE`, see
+    /// [`Journal::check_lock`]).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, JournalError> {
+        match &self.inner.store {
+            Store::Local { pool, .. } => {
+                pool.begin_with("BEGIN IMMEDIATE").await.map(WriteTx::Local)
+            }
+            Store::Shared { state, .. } => state.pool().begin().await.map(WriteTx::Shared),
+        }
+        .map_err(|source| self.database_error(source))
     }
 
     /// Where in `payload` a registered secret appears (a JSON path), if anywhere.

@@ -1,12 +1,14 @@
-//! omsup-journal: the durable state store of omsup. One SQLite database per deployment holds
-//! the runs (apply, rollback), their append-only event log and the deployment lock.
+//! omsup-journal: the durable state store of omsup. A journal per deployment holds the runs
+//! (apply, rollback), their append-only event log and the deployment lock, in a local SQLite
+//! file or in the deployment's meta database server ([`Backend`]).
 //!
 //! - [`event`]: the state machine (`Intent`, `Succeeded`, `Failed`), legal transitions and
 //!   replay into [`RunState`];
-//! - [`journal`]: [`Journal`] (open, what the parts share); [`schema`]: the tables and their
-//!   version; [`queries`]: replayed runs; [`writer`]: [`RunWriter`] (durable appends);
+//! - [`journal`]: [`Journal`] (open either backend, what the parts share); [`schema`]: the
+//!   tables and their version; [`migrate`]: a deployment's history moved between backends; [`queries`]: replayed runs; [`writer`]: [`RunWriter`] (durable appends);
 //! - [`lock`]: [`DeploymentLock`], one apply/resume/rollback per deployment at a time;
-//!   [`shared`]: the same lock in the deployment's meta database server, across machines;
+//!   [`shared`]: omsup's database in the deployment's meta database server: the lock across
+//!   machines, and the tables of the shared journal;
 //! - [`run`], [`ids`], [`time`]: the records and identifiers.
 //!
 //! The journal speaks in step ids and step kinds (strings) and JSON payloads; it does not
@@ -46,6 +48,7 @@ pub mod host;
 pub mod ids;
 pub mod journal;
 pub mod lock;
+pub mod migrate;
 pub mod queries;
 pub mod run;
 pub mod schema;
@@ -56,7 +59,7 @@ pub mod writer;
 pub use error::JournalError;
 pub use event::{EventColumns, EventKind, JournalEvent, RunState, StepRecord, StepState};
 pub use ids::{LockId, RunId, StepId};
-pub use journal::{Journal, journal_path, journals_in};
+pub use journal::{Backend, Journal, journal_path, journals_in};
 pub use lock::{DeploymentLock, LockHolder, LockPurpose, LockRequest, LockTiming, Staleness};
 pub use run::{NewRun, PlannedStep, RunInfo, RunKind, RunOutcome};
 pub use schema::SCHEMA_VERSION;

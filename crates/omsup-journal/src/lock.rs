@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use crate::error::JournalError;
 use crate::host;
 use crate::ids::{LockId, RunId};
-use crate::journal::Journal;
+use crate::journal::{Backend, Journal, Store, WriteTx};
 use crate::shared::{SharedFence, SharedLock, SharedState};
 use crate::time::{Timestamp, human_duration};
 
@@ -52,6 +52,8 @@ pub enum LockPurpose {
     Apply,
     Resume,
     Rollback,
+    /// `omsup state migrate`: the history is copied between backends.
+    Migrate,
 }
 
 impl LockPurpose {
@@ -60,6 +62,7 @@ impl LockPurpose {
             LockPurpose::Apply => "apply",
             LockPurpose::Resume => "resume",
             LockPurpose::Rollback => "rollback",
+            LockPurpose::Migrate => "migrate",
         }
     }
 }
@@ -299,11 +302,37 @@ impl DeploymentLock {
         }
     }
 
+    /// The lock of a journal in the meta database server: only the server's row (with its own
+    /// heartbeat).
+    fn held_in_server(journal: Journal, shared: SharedLock) -> Self {
+        let token = Arc::new(LockToken {
+            lock_id: shared.lock_id().clone(),
+            run_id: shared.fence.run_id.clone(),
+            lost: AtomicBool::new(false),
+            shared: OnceLock::new(),
+        });
+        let _ = token.shared.set(shared.fence.clone());
+        Self {
+            journal,
+            token,
+            heartbeat: None,
+            released: false,
+            shared: Mutex::new(Some(shared)),
+        }
+    }
+
+    /// Whether the lock holds in the meta database server (taken there by a shared journal, or
+    /// shared with [`DeploymentLock::share`]).
+    pub fn is_shared(&self) -> bool {
+        self.token.shared.get().is_some()
+    }
+
     /// Takes the same lock (same lock id, run and purpose) in the deployment's meta database
     /// server, under `key` (the deployment's rm database), so that it holds across machines.
     /// `force_unlock` takes over a stale holder there, as [`Journal::acquire_lock`] does
     /// locally. From then on every write is fenced by both, and [`DeploymentLock::release`]
-    /// releases both.
+    /// releases both. Nothing to do when the lock already holds there (a journal in the meta
+    /// database server takes its lock there).
     pub async fn share(
         &self,
         state: &SharedState,
@@ -311,6 +340,9 @@ impl DeploymentLock {
         purpose: LockPurpose,
         force_unlock: Option<LockId>,
     ) -> Result<(), JournalError> {
+        if self.is_shared() {
+            return Ok(());
+        }
         let request = |force_unlock: Option<LockId>| LockRequest {
             run_id: self.token.run_id.clone(),
             purpose,
@@ -369,7 +401,10 @@ impl DeploymentLock {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let local = self.journal.delete_lock_row(&self.token.lock_id).await;
+        let local = match self.journal.backend() {
+            Backend::Local => self.journal.delete_lock_row(&self.token.lock_id).await,
+            Backend::MetaDb => Ok(()),
+        };
         if let Some(shared) = shared {
             shared.release().await?;
         }
@@ -382,7 +417,8 @@ impl Drop for DeploymentLock {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
-        if self.released {
+        if self.released || self.journal.backend() == Backend::MetaDb {
+            // A shared lock releases itself when dropped.
             return;
         }
         // Drop cannot await: release on a helper thread with its own connection.
@@ -414,7 +450,28 @@ impl Journal {
     /// holder's lock id, a *stale* lock is taken over (and the take-over recorded).
     pub async fn acquire_lock(&self, request: LockRequest) -> Result<DeploymentLock, JournalError> {
         let timing = self.lock_timing();
-        let mut transaction = self.immediate().await?;
+        let (pool, path) = match &self.inner.store {
+            Store::Local { pool, path, .. } => (pool, path),
+            Store::Shared { state, key } => {
+                let shared = state
+                    .acquire_lock(
+                        key,
+                        &self.inner.deployment,
+                        &LockId::generate(),
+                        &request,
+                        timing,
+                    )
+                    .await?;
+                return Ok(DeploymentLock::held_in_server(self.clone(), shared));
+            }
+        };
+        let mut transaction =
+            pool.begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|source| JournalError::Database {
+                    path: path.clone(),
+                    source,
+                })?;
         let row = sqlx::query("SELECT * FROM deployment_lock WHERE singleton = 1")
             .fetch_optional(&mut *transaction)
             .await
@@ -488,8 +545,14 @@ impl Journal {
 
     /// Who holds the lock now, if anyone (staleness judged at the time of reading).
     pub async fn lock_holder(&self) -> Result<Option<LockHolder>, JournalError> {
+        let pool = match &self.inner.store {
+            Store::Local { pool, .. } => pool,
+            Store::Shared { state, key } => {
+                return state.lock_holder(key, self.lock_timing()).await;
+            }
+        };
         let row = sqlx::query("SELECT * FROM deployment_lock WHERE singleton = 1")
-            .fetch_optional(&self.inner.pool)
+            .fetch_optional(pool)
             .await
             .map_err(|source| self.database_error(source))?;
         row.map(|row| LockHolder::from_row(&row, self.lock_timing()))
@@ -499,10 +562,13 @@ impl Journal {
 
     /// Whether a lock with `lock_id` was taken over in this journal (`--force-unlock`).
     pub(crate) async fn took_over(&self, lock_id: &LockId) -> Result<bool, JournalError> {
+        let Some(pool) = self.local_pool() else {
+            return Ok(false);
+        };
         let found: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM lock_takeovers WHERE old_lock_id = ?1 LIMIT 1")
                 .bind(lock_id.as_str())
-                .fetch_optional(&self.inner.pool)
+                .fetch_optional(pool)
                 .await
                 .map_err(|source| self.database_error(source))?;
         Ok(found.is_some())
@@ -510,21 +576,27 @@ impl Journal {
 
     /// Refreshes the heartbeat; `false` when the row is no longer this lock's.
     pub(crate) async fn beat(&self, lock_id: &LockId) -> Result<bool, JournalError> {
+        let Some(pool) = self.local_pool() else {
+            return Ok(false);
+        };
         let result = sqlx::query(
             "UPDATE deployment_lock SET heartbeat_unix_ms = ?1 WHERE singleton = 1 AND lock_id = ?2",
         )
         .bind(Timestamp::now().unix_millis())
         .bind(lock_id.as_str())
-        .execute(&self.inner.pool)
+        .execute(pool)
         .await
         .map_err(|source| self.database_error(source))?;
         Ok(result.rows_affected() == 1)
     }
 
     pub(crate) async fn delete_lock_row(&self, lock_id: &LockId) -> Result<(), JournalError> {
+        let Some(pool) = self.local_pool() else {
+            return Ok(());
+        };
         sqlx::query("DELETE FROM deployment_lock WHERE singleton = 1 AND lock_id = ?1")
             .bind(lock_id.as_str())
-            .execute(&self.inner.pool)
+            .execute(pool)
             .await
             .map_err(|source| self.database_error(source))?;
         Ok(())
@@ -535,9 +607,13 @@ impl Journal {
         &self,
         lock_id: &LockId,
     ) -> Result<(), JournalError> {
-        let mut connection = self
-            .inner
-            .connect_options
+        let Store::Local {
+            connect_options, ..
+        } = &self.inner.store
+        else {
+            return Ok(());
+        };
+        let mut connection = connect_options
             .clone()
             .connect()
             .await
@@ -553,23 +629,51 @@ impl Journal {
             .map_err(|source| self.database_error(source))
     }
 
+    fn local_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.inner.store {
+            Store::Local { pool, .. } => Some(pool),
+            Store::Shared { .. } => None,
+        }
+    }
+
+    /// Fencing, inside a write transaction: the lock row must still be `token`'s. In the
+    /// server the row is read `FOR UPDATE`, so a take-over waits for this write to commit and
+    /// every write of the deployment is serialised by it.
     pub(crate) async fn check_lock(
         &self,
-        transaction: &mut Transaction<'static, Sqlite>,
+        transaction: &mut WriteTx,
         token: &LockToken,
     ) -> Result<(), JournalError> {
-        let holder: Option<String> =
-            sqlx::query_scalar("SELECT lock_id FROM deployment_lock WHERE singleton = 1")
+        let holder: Option<String> = match (transaction, &self.inner.store) {
+            (WriteTx::Local(transaction), _) => {
+                sqlx::query_scalar("SELECT lock_id FROM deployment_lock WHERE singleton = 1")
+                    .fetch_optional(&mut **transaction)
+                    .await
+            }
+            (WriteTx::Shared(transaction), Store::Shared { state, key }) => {
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT lock_id FROM {} WHERE lock_key = ? FOR UPDATE",
+                    state.table("deployment_locks")
+                )))
+                .bind(key)
                 .fetch_optional(&mut **transaction)
                 .await
-                .map_err(|source| self.database_error(source))?;
+            }
+            (WriteTx::Shared(_), Store::Local { .. }) => {
+                unreachable!("a local journal writes in SQLite")
+            }
+        }
+        .map_err(|source| self.database_error(source))?;
         if holder.as_deref() == Some(token.lock_id.as_str()) {
-            match token.shared.get() {
-                Some(fence) => fence.check(&self.inner.deployment).await,
-                None => Ok(()),
+            match (self.backend(), token.shared.get()) {
+                (Backend::Local, Some(fence)) => fence.check(&self.inner.deployment).await,
+                _ => Ok(()),
             }
         } else {
             token.lost.store(true, Ordering::SeqCst);
+            if let Some(fence) = token.shared.get() {
+                fence.mark_lost();
+            }
             Err(JournalError::LockLost {
                 deployment: self.inner.deployment.clone(),
                 lock_id: token.lock_id.clone(),

@@ -1,41 +1,58 @@
 //! Reading the journal: runs (oldest first, last, unfinished, last apply, rollbacks of a run),
-//! a run replayed through the state machine, its document and its raw events.
+//! a run replayed through the state machine, its document and its raw events. The same SQL
+//! serves both backends ([`crate::journal::Backend`]).
 
 use std::path::PathBuf;
 
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::AssertSqlSafe;
 
 use crate::error::JournalError;
 use crate::event::{self, EventColumns, JournalEvent, RunState};
 use crate::ids::RunId;
-use crate::journal::Journal;
+use crate::journal::{Journal, ReadRow, on_pool};
 use crate::run::{PlannedStep, RunInfo, RunKind, RunOutcome};
 use crate::time::Timestamp;
 
 impl Journal {
+    /// The runs table and the condition that scopes it to this deployment (one `?`).
+    fn runs_of_deployment(&self) -> (String, &str) {
+        let tables = &self.inner.tables;
+        (
+            format!("{} WHERE {} = ?", tables.runs, tables.scope_column),
+            &tables.scope_value,
+        )
+    }
+
     /// Every run, oldest first.
     pub async fn run_infos(&self) -> Result<Vec<RunInfo>, JournalError> {
-        let rows = sqlx::query("SELECT * FROM runs ORDER BY ordinal")
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(|source| self.database_error(source))?;
-        rows.iter().map(|row| self.run_info_from_row(row)).collect()
+        let (runs, scope) = self.runs_of_deployment();
+        let sql = format!("SELECT * FROM {runs} ORDER BY ordinal");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(scope)
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+            rows.iter().map(|row| self.run_info_from_row(row)).collect()
+        })
     }
 
     pub async fn run_info(&self, run_id: &RunId) -> Result<RunInfo, JournalError> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?1")
-            .bind(run_id.as_str())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(|source| self.database_error(source))?;
-        match row {
-            Some(row) => self.run_info_from_row(&row),
-            None => Err(JournalError::RunNotFound {
-                run_id: run_id.clone(),
-            }),
-        }
+        let (runs, scope) = self.runs_of_deployment();
+        let sql = format!("SELECT * FROM {runs} AND run_id = ?");
+        let info = on_pool!(self, pool => {
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(scope)
+                .bind(run_id.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+            row.map(|row| self.run_info_from_row(&row)).transpose()?
+        });
+        info.ok_or_else(|| JournalError::RunNotFound {
+            run_id: run_id.clone(),
+        })
     }
 
     /// A run replayed from its events (rejecting illegal transitions).
@@ -45,14 +62,16 @@ impl Journal {
         event::replay(info, &events)
     }
 
-    /// The document the run was begun with ([`NewRun::document`]): what it executes.
+    /// The document the run was begun with ([`crate::NewRun::document`]): what it executes.
     pub async fn run_document(&self, run_id: &RunId) -> Result<Value, JournalError> {
-        let text: Option<String> =
-            sqlx::query_scalar("SELECT document FROM runs WHERE run_id = ?1")
-                .bind(run_id.as_str())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(|source| self.database_error(source))?;
+        let (runs, scope) = self.runs_of_deployment();
+        let sql = format!("SELECT document FROM {runs} AND run_id = ?");
+        let text: Option<String> = on_pool!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(run_id.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(|source| self.database_error(source))?);
         let text = text.ok_or_else(|| JournalError::RunNotFound {
             run_id: run_id.clone(),
         })?;
@@ -71,11 +90,18 @@ impl Journal {
 
     /// The most recent run of any kind.
     pub async fn last_run(&self) -> Result<Option<RunState>, JournalError> {
-        let run_id: Option<String> =
-            sqlx::query_scalar("SELECT run_id FROM runs ORDER BY ordinal DESC LIMIT 1")
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(|source| self.database_error(source))?;
+        self.last_run_where("").await
+    }
+
+    /// The most recent run matching `condition` (SQL after the deployment's scope).
+    async fn last_run_where(&self, condition: &str) -> Result<Option<RunState>, JournalError> {
+        let (runs, scope) = self.runs_of_deployment();
+        let sql = format!("SELECT run_id FROM {runs}{condition} ORDER BY ordinal DESC LIMIT 1");
+        let run_id: Option<String> = on_pool!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(scope)
+            .fetch_optional(pool)
+            .await
+            .map_err(|source| self.database_error(source))?);
         match run_id {
             Some(run_id) => Ok(Some(self.run(&RunId::new(run_id)).await?)),
             None => Ok(None),
@@ -94,49 +120,51 @@ impl Journal {
 
     /// The most recent apply run (what `omsup rollback` undoes by default).
     pub async fn last_apply_run(&self) -> Result<Option<RunState>, JournalError> {
-        let run_id: Option<String> = sqlx::query_scalar(
-            "SELECT run_id FROM runs WHERE kind = 'apply' ORDER BY ordinal DESC LIMIT 1",
-        )
-        .fetch_optional(&self.inner.pool)
-        .await
-        .map_err(|source| self.database_error(source))?;
-        match run_id {
-            Some(run_id) => Ok(Some(self.run(&RunId::new(run_id)).await?)),
-            None => Ok(None),
-        }
+        self.last_run_where(" AND kind = 'apply'").await
     }
 
     /// The rollback runs that undo `run_id`, oldest first.
     pub async fn rollbacks_of(&self, run_id: &RunId) -> Result<Vec<RunInfo>, JournalError> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE undoes_run_id = ?1 ORDER BY ordinal")
-            .bind(run_id.as_str())
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(|source| self.database_error(source))?;
-        rows.iter().map(|row| self.run_info_from_row(row)).collect()
+        let (runs, scope) = self.runs_of_deployment();
+        let sql = format!("SELECT * FROM {runs} AND undoes_run_id = ? ORDER BY ordinal");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(scope)
+                .bind(run_id.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+            rows.iter().map(|row| self.run_info_from_row(row)).collect()
+        })
     }
 
     /// The raw event log of a run, in seq order (not checked; see [`Journal::run`]).
     pub async fn events(&self, run_id: &RunId) -> Result<Vec<JournalEvent>, JournalError> {
-        let rows = sqlx::query("SELECT * FROM events WHERE run_id = ?1 ORDER BY seq")
-            .bind(run_id.as_str())
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(|source| self.database_error(source))?;
-        rows.iter().map(|row| self.event_from_row(row)).collect()
+        let sql = format!(
+            "SELECT * FROM {} WHERE run_id = ? ORDER BY seq",
+            self.inner.tables.events
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(run_id.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.database_error(source))?;
+            rows.iter().map(|row| self.event_from_row(row)).collect()
+        })
     }
 
-    pub(crate) fn run_info_from_row(&self, row: &SqliteRow) -> Result<RunInfo, JournalError> {
+    pub(crate) fn run_info_from_row(&self, row: &impl ReadRow) -> Result<RunInfo, JournalError> {
         let get_text = |column: &str| -> Result<String, JournalError> {
-            row.try_get::<String, _>(column)
+            row.text(column)
                 .map_err(|source| self.database_error(source))
         };
         let get_optional = |column: &str| -> Result<Option<String>, JournalError> {
-            row.try_get::<Option<String>, _>(column)
+            row.optional_text(column)
                 .map_err(|source| self.database_error(source))
         };
         let get_integer = |column: &str| -> Result<i64, JournalError> {
-            row.try_get::<i64, _>(column)
+            row.integer(column)
                 .map_err(|source| self.database_error(source))
         };
         let run_id = RunId::new(get_text("run_id")?);
@@ -178,10 +206,10 @@ impl Journal {
         })
     }
 
-    pub(crate) fn event_from_row(&self, row: &SqliteRow) -> Result<JournalEvent, JournalError> {
+    pub(crate) fn event_from_row(&self, row: &impl ReadRow) -> Result<JournalEvent, JournalError> {
         let database_error = |source| self.database_error(source);
-        let text = |column: &str| row.try_get::<String, _>(column).map_err(database_error);
-        let integer = |column: &str| row.try_get::<i64, _>(column).map_err(database_error);
+        let text = |column: &str| row.text(column).map_err(database_error);
+        let integer = |column: &str| row.integer(column).map_err(database_error);
         JournalEvent::from_columns(EventColumns {
             run_id: &text("run_id")?,
             seq: integer("seq")?,

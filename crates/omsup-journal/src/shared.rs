@@ -35,6 +35,7 @@ use crate::lock::{
     HolderRow, LockHolder, LockRequest, LockTiming, refuse_unless_takeover,
     release_on_helper_thread,
 };
+use crate::schema::SCHEMA_VERSION;
 use crate::time::Timestamp;
 
 /// The database omsup keeps its shared state in, unless the plan names another.
@@ -144,11 +145,23 @@ impl SharedState {
         &self.inner.config.database
     }
 
-    fn table(&self, name: &str) -> String {
+    /// `database `omsup_state` on user@host:port`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "database `{}` on `{}@{}`",
+            self.inner.config.database, self.inner.config.user, self.inner.config.server
+        )
+    }
+
+    pub(crate) fn pool(&self) -> &MySqlPool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn table(&self, name: &str) -> String {
         format!("`{}`.`{name}`", self.inner.config.database)
     }
 
-    fn database_error(&self, source: sqlx::Error) -> JournalError {
+    pub(crate) fn database_error(&self, source: sqlx::Error) -> JournalError {
         if is_privilege_error(&source) {
             JournalError::SharedStatePrivilege {
                 database: self.inner.config.database.clone(),
@@ -231,6 +244,65 @@ impl SharedState {
                     self.table("lock_takeovers")
                 ),
             ),
+            (
+                "journal_meta",
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (
+                        meta_key   VARCHAR(64)  NOT NULL,
+                        meta_value VARCHAR(255) NOT NULL,
+                        PRIMARY KEY (meta_key)
+                    ) DEFAULT CHARSET = utf8mb4",
+                    self.table("journal_meta")
+                ),
+            ),
+            (
+                "runs",
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (
+                        ordinal          BIGINT       NOT NULL AUTO_INCREMENT,
+                        lock_key         VARCHAR(64)  NOT NULL,
+                        run_id           VARCHAR(64)  NOT NULL,
+                        kind             VARCHAR(16)  NOT NULL,
+                        undoes_run_id    VARCHAR(64)  NULL,
+                        deployment       VARCHAR(64)  NOT NULL,
+                        plan_fingerprint TEXT         NOT NULL,
+                        plan_file_path   TEXT         NOT NULL,
+                        plan_file_sha256 VARCHAR(64)  NOT NULL,
+                        planned_steps    LONGTEXT     NOT NULL,
+                        started_by       VARCHAR(255) NOT NULL,
+                        started_on_host  VARCHAR(255) NOT NULL,
+                        started_pid      BIGINT       NOT NULL,
+                        omsup_version    VARCHAR(64)  NOT NULL,
+                        started_at       VARCHAR(40)  NOT NULL,
+                        finished_at      VARCHAR(40)  NULL,
+                        outcome          VARCHAR(16)  NOT NULL,
+                        resume_count     BIGINT       NOT NULL DEFAULT 0,
+                        last_resumed_at  VARCHAR(40)  NULL,
+                        document         LONGTEXT     NOT NULL,
+                        PRIMARY KEY (ordinal),
+                        UNIQUE KEY runs_by_id (run_id),
+                        KEY runs_by_deployment (lock_key, ordinal)
+                    ) DEFAULT CHARSET = utf8mb4",
+                    self.table("runs")
+                ),
+            ),
+            (
+                "events",
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (
+                        run_id    VARCHAR(64)  NOT NULL,
+                        seq       BIGINT       NOT NULL,
+                        step_id   VARCHAR(255) NOT NULL,
+                        step_kind VARCHAR(64)  NOT NULL,
+                        `event`   VARCHAR(16)  NOT NULL,
+                        attempt   BIGINT       NOT NULL,
+                        `at`      VARCHAR(40)  NOT NULL,
+                        payload   LONGTEXT     NOT NULL,
+                        PRIMARY KEY (run_id, seq)
+                    ) DEFAULT CHARSET = utf8mb4",
+                    self.table("events")
+                ),
+            ),
         ];
         for (table, statement) in statements {
             if !tables.iter().any(|existing| existing == table) {
@@ -240,7 +312,43 @@ impl SharedState {
                     .map_err(|source| self.database_error(source))?;
             }
         }
-        Ok(())
+        self.check_schema_version().await
+    }
+
+    /// Records the journal's schema version on first use; refuses tables written by a newer
+    /// omsup.
+    async fn check_schema_version(&self) -> Result<(), JournalError> {
+        let select = format!(
+            "SELECT meta_value FROM {} WHERE meta_key = 'schema_version'",
+            self.table("journal_meta")
+        );
+        let found: Option<String> = sqlx::query_scalar(AssertSqlSafe(select))
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|source| self.database_error(source))?;
+        match found.and_then(|version| version.parse::<i64>().ok()) {
+            Some(version) if version > SCHEMA_VERSION => Err(JournalError::SharedSchemaTooNew {
+                database: self.inner.config.database.clone(),
+                server: self.inner.config.server.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                let insert = sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {} (meta_key, meta_value) VALUES ('schema_version', ?)",
+                    self.table("journal_meta")
+                )))
+                .bind(SCHEMA_VERSION.to_string())
+                .execute(&self.inner.pool)
+                .await;
+                match insert {
+                    // Another operator recorded it first.
+                    Err(error) if !is_duplicate_key(&error) => Err(self.database_error(error)),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// Who holds the lock of `key` now, judged by the server's clock.
@@ -466,7 +574,7 @@ pub(crate) struct SharedFence {
     state: SharedState,
     key: String,
     pub(crate) lock_id: LockId,
-    run_id: RunId,
+    pub(crate) run_id: RunId,
     lost: AtomicBool,
 }
 
@@ -486,6 +594,10 @@ impl SharedFence {
 
     pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn mark_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
     }
 }
 

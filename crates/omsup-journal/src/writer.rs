@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 
 use crate::error::JournalError;
 use crate::event::{self, EventKind, JournalEvent, RunState, StepRecord, apply_event};
 use crate::host;
 use crate::ids::{RunId, StepId};
-use crate::journal::Journal;
+use crate::journal::{Journal, on_tx};
 use crate::lock::{DeploymentLock, LockToken};
 use crate::run::{NewRun, RunOutcome};
 use crate::time::Timestamp;
@@ -33,17 +34,6 @@ impl Journal {
         new_run: NewRun,
     ) -> Result<RunWriter, JournalError> {
         let run_id = lock.run_id().clone();
-        let mut transaction = self.immediate().await?;
-        self.check_lock(&mut transaction, lock.token.as_ref())
-            .await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM runs WHERE run_id = ?1")
-            .bind(run_id.as_str())
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(|source| self.database_error(source))?;
-        if exists.is_some() {
-            return Err(JournalError::RunExists { run_id });
-        }
         let planned_steps =
             serde_json::to_string(&new_run.planned_steps).map_err(JournalError::Payload)?;
         if let Some(location) = self.find_secret(&new_run.document, None) {
@@ -54,29 +44,64 @@ impl Journal {
             });
         }
         let document = serde_json::to_string(&new_run.document).map_err(JournalError::Payload)?;
-        sqlx::query(
-            "INSERT INTO runs (run_id, kind, undoes_run_id, deployment, plan_fingerprint,
+        let tables = &self.inner.tables;
+        let exists_sql = format!("SELECT 1 FROM {} WHERE run_id = ?", tables.runs);
+        // The scope column (`deployment` here, `lock_key` in the server) comes last; in the
+        // SQLite file it repeats the deployment.
+        let insert_sql = format!(
+            "INSERT INTO {} (run_id, kind, undoes_run_id, deployment, plan_fingerprint,
                  plan_file_path, plan_file_sha256, planned_steps, started_by, started_on_host,
-                 started_pid, omsup_version, started_at, outcome, document)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14)",
-        )
-        .bind(run_id.as_str())
-        .bind(new_run.kind.as_str())
-        .bind(new_run.undoes.as_ref().map(RunId::as_str))
-        .bind(&self.inner.deployment)
-        .bind(&new_run.plan_fingerprint)
-        .bind(new_run.plan_file_path.to_string_lossy().into_owned())
-        .bind(&new_run.plan_file_sha256)
-        .bind(planned_steps)
-        .bind(host::current_user())
-        .bind(host::current_host())
-        .bind(i64::from(std::process::id()))
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(Timestamp::now().to_rfc3339())
-        .bind(document)
-        .execute(&mut *transaction)
-        .await
-        .map_err(|source| self.database_error(source))?;
+                 started_pid, omsup_version, started_at, outcome, document{})
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?{})",
+            tables.runs,
+            if tables.scope_column == "deployment" {
+                ""
+            } else {
+                ", lock_key"
+            },
+            if tables.scope_column == "deployment" {
+                ""
+            } else {
+                ", ?"
+            },
+        );
+        let mut transaction = self.begin_write().await?;
+        self.check_lock(&mut transaction, lock.token.as_ref())
+            .await?;
+        on_tx!(&mut transaction, connection => {
+            let exists: Option<i64> = sqlx::query_scalar(AssertSqlSafe(exists_sql))
+                .bind(run_id.as_str())
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(|source| self.database_error(source))?;
+            if exists.is_some() {
+                return Err(JournalError::RunExists { run_id });
+            }
+            let insert = sqlx::query(AssertSqlSafe(insert_sql))
+                .bind(run_id.as_str())
+                .bind(new_run.kind.as_str())
+                .bind(new_run.undoes.as_ref().map(RunId::as_str))
+                .bind(&self.inner.deployment)
+                .bind(&new_run.plan_fingerprint)
+                .bind(new_run.plan_file_path.to_string_lossy().into_owned())
+                .bind(&new_run.plan_file_sha256)
+                .bind(&planned_steps)
+                .bind(host::current_user())
+                .bind(host::current_host())
+                .bind(i64::from(std::process::id()))
+                .bind(env!("CARGO_PKG_VERSION"))
+                .bind(Timestamp::now().to_rfc3339())
+                .bind(&document);
+            let insert = if tables.scope_column == "deployment" {
+                insert
+            } else {
+                insert.bind(&tables.scope_value)
+            };
+            insert
+                .execute(&mut *connection)
+                .await
+                .map_err(|source| self.database_error(source))?;
+        });
         transaction
             .commit()
             .await
@@ -90,20 +115,24 @@ impl Journal {
         lock: &DeploymentLock,
         run_id: &RunId,
     ) -> Result<RunWriter, JournalError> {
-        let mut transaction = self.immediate().await?;
+        let sql = format!(
+            "UPDATE {} SET outcome = 'running', finished_at = NULL,
+                 resume_count = resume_count + 1, last_resumed_at = ?
+             WHERE run_id = ? AND {} = ?",
+            self.inner.tables.runs, self.inner.tables.scope_column
+        );
+        let mut transaction = self.begin_write().await?;
         self.check_lock(&mut transaction, lock.token.as_ref())
             .await?;
-        let result = sqlx::query(
-            "UPDATE runs SET outcome = 'running', finished_at = NULL,
-                 resume_count = resume_count + 1, last_resumed_at = ?2
-             WHERE run_id = ?1",
-        )
-        .bind(run_id.as_str())
-        .bind(Timestamp::now().to_rfc3339())
-        .execute(&mut *transaction)
-        .await
-        .map_err(|source| self.database_error(source))?;
-        if result.rows_affected() == 0 {
+        let updated = on_tx!(&mut transaction, connection => sqlx::query(AssertSqlSafe(sql))
+            .bind(Timestamp::now().to_rfc3339())
+            .bind(run_id.as_str())
+            .bind(&self.inner.tables.scope_value)
+            .execute(&mut *connection)
+            .await
+            .map_err(|source| self.database_error(source))?
+            .rows_affected());
+        if updated == 0 {
             return Err(JournalError::RunNotFound {
                 run_id: run_id.clone(),
             });
@@ -125,7 +154,8 @@ impl Journal {
 }
 
 /// Appends events of one run, each durable when the call returns. Cheap to clone; clones may
-/// be used concurrently from parallel steps (appends are serialised by SQLite).
+/// be used concurrently from parallel steps (appends are serialised by SQLite's
+/// `BEGIN IMMEDIATE`, or by the server's lock row read `FOR UPDATE`).
 #[derive(Debug, Clone)]
 pub struct RunWriter {
     journal: Journal,
@@ -210,21 +240,39 @@ impl RunWriter {
                 location,
             });
         }
-        let mut transaction = journal.immediate().await?;
+        let events = &journal.inner.tables.events;
+        let step_sql =
+            format!("SELECT * FROM {events} WHERE run_id = ? AND step_id = ? ORDER BY seq");
+        let seq_sql = format!("SELECT COALESCE(MAX(seq), 0) FROM {events} WHERE run_id = ?");
+        let insert_sql = format!(
+            "INSERT INTO {events} (run_id, seq, step_id, step_kind, `event`, attempt, `at`, payload)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        let mut transaction = journal.begin_write().await?;
         journal
             .check_lock(&mut transaction, self.lock.as_ref())
             .await?;
-        let rows =
-            sqlx::query("SELECT * FROM events WHERE run_id = ?1 AND step_id = ?2 ORDER BY seq")
+        let (previous, last_seq) = on_tx!(&mut transaction, connection => {
+            let rows = sqlx::query(AssertSqlSafe(step_sql))
                 .bind(self.run_id.as_str())
                 .bind(step_id)
-                .fetch_all(&mut *transaction)
+                .fetch_all(&mut *connection)
                 .await
                 .map_err(|source| journal.database_error(source))?;
+            let previous = rows
+                .iter()
+                .map(|row| journal.event_from_row(row))
+                .collect::<Result<Vec<_>, _>>()?;
+            let last_seq: i64 = sqlx::query_scalar(AssertSqlSafe(seq_sql))
+                .bind(self.run_id.as_str())
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(|source| journal.database_error(source))?;
+            (previous, last_seq)
+        });
         let mut record: Option<StepRecord> = None;
-        for row in &rows {
-            let previous = journal.event_from_row(row)?;
-            let next = apply_event(record.as_ref(), &previous).map_err(|illegal| {
+        for previous in &previous {
+            let next = apply_event(record.as_ref(), previous).map_err(|illegal| {
                 JournalError::IllegalTransition {
                     run_id: self.run_id.clone(),
                     seq: previous.seq,
@@ -236,12 +284,6 @@ impl RunWriter {
             })?;
             record = Some(next);
         }
-        let last_seq: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1")
-                .bind(self.run_id.as_str())
-                .fetch_one(&mut *transaction)
-                .await
-                .map_err(|source| journal.database_error(source))?;
         let seq = u64::try_from(last_seq).unwrap_or(0) + 1;
         let step_kind = step_kind
             .map(str::to_owned)
@@ -267,21 +309,19 @@ impl RunWriter {
                 reason: illegal.reason,
             }
         })?;
-        sqlx::query(
-            "INSERT INTO events (run_id, seq, step_id, step_kind, event, attempt, at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(self.run_id.as_str())
-        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-        .bind(step_id)
-        .bind(&event.step_kind)
-        .bind(kind.as_str())
-        .bind(i64::from(event.attempt))
-        .bind(event.at.to_rfc3339())
-        .bind(event.payload.to_string())
-        .execute(&mut *transaction)
-        .await
-        .map_err(|source| journal.database_error(source))?;
+        on_tx!(&mut transaction, connection => sqlx::query(AssertSqlSafe(insert_sql))
+            .bind(self.run_id.as_str())
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(step_id)
+            .bind(&event.step_kind)
+            .bind(kind.as_str())
+            .bind(i64::from(event.attempt))
+            .bind(event.at.to_rfc3339())
+            .bind(event.payload.to_string())
+            .execute(&mut *connection)
+            .await
+            .map_err(|source| journal.database_error(source))?
+            .rows_affected());
         transaction
             .commit()
             .await
@@ -297,18 +337,23 @@ impl RunWriter {
     /// Records how the run ended (`Succeeded` or `Failed`; `Running` reopens it).
     pub async fn finish(&self, outcome: RunOutcome) -> Result<(), JournalError> {
         let journal = &self.journal;
-        let mut transaction = journal.immediate().await?;
+        let sql = format!(
+            "UPDATE {} SET outcome = ?, finished_at = ? WHERE run_id = ?",
+            journal.inner.tables.runs
+        );
+        let mut transaction = journal.begin_write().await?;
         journal
             .check_lock(&mut transaction, self.lock.as_ref())
             .await?;
         let finished_at = (outcome != RunOutcome::Running).then(|| Timestamp::now().to_rfc3339());
-        sqlx::query("UPDATE runs SET outcome = ?1, finished_at = ?2 WHERE run_id = ?3")
+        on_tx!(&mut transaction, connection => sqlx::query(AssertSqlSafe(sql))
             .bind(outcome.as_str())
             .bind(finished_at)
             .bind(self.run_id.as_str())
-            .execute(&mut *transaction)
+            .execute(&mut *connection)
             .await
-            .map_err(|source| journal.database_error(source))?;
+            .map_err(|source| journal.database_error(source))?
+            .rows_affected());
         transaction
             .commit()
             .await

@@ -64,12 +64,18 @@ pub struct Deployment {
     pub current_version: Option<String>,
 }
 
-/// `[state]`: omsup's own state in the meta database server. The deployment lock always lives
-/// there (every operator reaches that server), so that one run per deployment holds across
-/// machines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// `[state]`: where omsup keeps its state. The deployment lock always lives in the meta database
+/// server (every operator reaches that server), so that one run per deployment holds across
+/// machines; the journal lives there too with `backend = "meta_db"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StateSettings {
+    /// Where the journal (the runs and their steps) lives: `local` (default), a SQLite file in
+    /// the state directory of the machine running omsup; or `meta_db`, omsup's database in the
+    /// meta database server, so that `status`, `history`, `resume` and `rollback` work from any
+    /// operator's machine. `omsup state migrate` moves a deployment's history between them.
+    #[serde(default)]
+    pub backend: StateBackend,
     /// omsup's own database in the meta database server (default `omsup_state`), created on
     /// first use; never one that omsup backs up or restores or that OMS migrates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,16 +83,51 @@ pub struct StateSettings {
     pub database: Option<String>,
 }
 
+/// `[state] backend`: where the journal lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// A SQLite file per deployment in the state directory (`--state-dir`, default `.omsup/`
+    /// next to the plan file).
+    #[default]
+    Local,
+    /// omsup's database (`[state] database`) in the meta database server.
+    MetaDb,
+}
+
 /// `[image]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Image {
-    /// Absolute path of the image package (`docker save` tarball) on the machine running omsup;
-    /// it is streamed to each node's Docker daemon (`docker load`).
+    /// Absolute path of the image package (`docker save` tarball): on the machine running
+    /// omsup, or on every node (see `package_on`).
     pub package: PathBuf,
+    /// Where `package` is: `operator` (the default: streamed from this machine to each node's
+    /// Docker daemon) or `nodes` (already copied to every node at that path, as the runbook
+    /// has it: loaded there with `docker load` over the node's `ssh://` endpoint, so the
+    /// package never crosses the network again).
+    #[serde(default, skip_serializing_if = "PackageLocation::is_default")]
+    pub package_on: PackageLocation,
     /// The tag loading the package must yield, e.g. `oms:feature_4.2.9-ce`.
     #[schemars(length(min = 1))]
     pub tag: String,
+}
+
+/// Where `[image] package` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageLocation {
+    /// On the machine running omsup; streamed to every node.
+    #[default]
+    Operator,
+    /// On every node, at the same path; loaded there.
+    Nodes,
+}
+
+impl PackageLocation {
+    fn is_default(&self) -> bool {
+        *self == Self::Operator
+    }
 }
 
 /// `[meta_db]`: where the OMS meta databases live. The password is never written here.

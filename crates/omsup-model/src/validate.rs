@@ -492,6 +492,19 @@ fn check_node(
         ),
         Ok(_) => {}
     }
+    if plan.image.package_on == crate::plan::PackageLocation::Nodes
+        && let Ok(DockerEndpoint::Tcp { .. }) = node.docker.parse::<DockerEndpoint>()
+    {
+        findings.push(
+            Finding::error(
+                "package-on-node-over-tcp",
+                path.clone().key("docker"),
+                "`[image] package_on = \"nodes\"` runs `docker load` on the node over its `ssh://` \
+                 endpoint; a `tcp://` endpoint cannot run a command there",
+            )
+            .with_hint("reach this node with `ssh://`, or set `package_on = \"operator\"` to stream the package from this machine"),
+        );
+    }
     if let Some(tls) = &node.tls {
         for (key, value) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
             check_absolute(value, path.clone().key("tls").key(key), findings);
@@ -551,6 +564,7 @@ mod tests {
         ];
         for (database, refused) in &cases {
             plan.state = Some(crate::plan::StateSettings {
+                backend: crate::plan::StateBackend::default(),
                 database: Some(database.clone()),
             });
             assert_eq!(

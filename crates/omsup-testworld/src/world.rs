@@ -60,6 +60,9 @@ pub struct WorldSpec {
     pub private_hosts: bool,
     /// What the operator set on the old containers beyond the documented options.
     pub operator: OperatorSettings,
+    /// How config.yaml is written: as the docs write it (`oms_meta_port: 2883`) or as the
+    /// OceanBase deployer does (every scalar a quoted string).
+    pub config_style: ConfigStyle,
 }
 
 /// Settings an operator put on an OMS container with `docker run` beyond the documented ones
@@ -103,6 +106,16 @@ impl Default for OperatorSettings {
             labels: vec![("com.example.team".into(), "dba".into())],
         }
     }
+}
+
+/// How a world writes its nodes' config.yaml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigStyle {
+    /// Plain scalars, as in the documentation's example.
+    #[default]
+    Documented,
+    /// Every scalar a double-quoted string, as obd writes it.
+    Deployer,
 }
 
 /// How a world's plan file reaches its nodes' daemons.
@@ -164,6 +177,7 @@ impl WorldSpec {
             transports: Transports::default(),
             private_hosts: false,
             operator: OperatorSettings::default(),
+            config_style: ConfigStyle::default(),
         }
     }
 
@@ -502,6 +516,7 @@ impl World {
         let loads = self.nodes.iter().map(|node| async move {
             let docker = node.docker()?;
             ensure_image(&docker, &self.spec.version).await?;
+            replace_stale_image(&docker, &self.spec.target_version).await?;
             remove_named(&docker, &self.container).await
         });
         futures_util::future::try_join_all(loads).await?;
@@ -667,27 +682,46 @@ impl World {
             .find(|n| n.region == node.region)
             .expect("region has nodes")
             .ip;
+        // The deployer quotes every scalar (its `distribute_config.py`); the docs quote none.
+        let q = |value: &dyn std::fmt::Display| match self.spec.config_style {
+            ConfigStyle::Documented => value.to_string(),
+            ConfigStyle::Deployer => format!("\"{value}\""),
+        };
         let cm_nodes: String = node
             .cm_nodes
             .iter()
-            .map(|ip| format!("  - {ip}\n"))
+            .map(|ip| format!("  - {}\n", q(ip)))
             .collect();
-        format!(
-            "oms_meta_host: {host}\noms_meta_port: {port}\noms_meta_user: {user}\noms_meta_password: {password}\n\
-             drc_rm_db: {rm}\ndrc_cm_db: {cm}\ndrc_cm_heartbeat_db: {hb}\n\
-             cm_url: http://{first_ip}:8088\ncm_location: {region_position}\ncm_region: {region}\ncm_region_cn: {region}\n\
-             cm_is_default: {default}\ncm_nodes:\n{cm_nodes}\
-             tsdb_enabled: false\nnginx_server_port: 8089\nghana_server_port: 8090\ncm_server_port: 8088\n\
-             supervisor_server_port: 9000\nsshd_server_port: 2023\n",
-            host = self.services.meta_host,
-            port = self.services.meta_port,
-            user = self.services.meta_user,
-            rm = self.rm,
-            cm = self.cm,
-            hb = self.cm_hb[&node.region],
-            region = node.region,
-            default = region_position == 0,
-        )
+        let pairs: [(&str, String); 19] = [
+            ("oms_meta_host", q(&self.services.meta_host)),
+            ("oms_meta_port", q(&self.services.meta_port)),
+            ("oms_meta_user", q(&self.services.meta_user)),
+            ("oms_meta_password", q(&password)),
+            ("drc_rm_db", q(&self.rm)),
+            ("drc_cm_db", q(&self.cm)),
+            ("drc_cm_heartbeat_db", q(&self.cm_hb[&node.region])),
+            ("cm_url", q(&format!("http://{first_ip}:8088"))),
+            ("cm_location", q(&region_position)),
+            ("cm_region", q(&node.region)),
+            ("cm_region_cn", q(&node.region)),
+            ("cm_is_default", q(&(region_position == 0))),
+            ("tsdb_enabled", q(&false)),
+            ("nginx_server_port", q(&8089)),
+            ("ghana_server_port", q(&8090)),
+            ("cm_server_port", q(&8088)),
+            ("supervisor_server_port", q(&9000)),
+            ("sshd_server_port", q(&2023)),
+            ("cm_nodes", String::new()),
+        ];
+        let mut text = String::new();
+        for (key, value) in pairs {
+            if key == "cm_nodes" {
+                text.push_str(&format!("cm_nodes:\n{cm_nodes}"));
+            } else {
+                text.push_str(&format!("{key}: {value}\n"));
+            }
+        }
+        text
     }
 
     async fn seed(&self, pool: &MySqlPool) -> Result<()> {
@@ -784,6 +818,7 @@ impl World {
             },
             image: plan::Image {
                 package: image_package(&self.spec.target_version),
+                package_on: plan::PackageLocation::Operator,
                 tag: image_tag(&self.spec.target_version),
             },
             meta_db: plan::MetaDb {
@@ -880,6 +915,29 @@ impl World {
         Ok(rows.into_iter().collect())
     }
 
+    /// The HA actions the simulator recorded (rm `oms_ha_event`: host ip and action), oldest
+    /// first; empty when HA never acted (the table is created by the first action).
+    pub async fn ha_events(&self) -> Result<Vec<(String, String)>> {
+        let pool = self.meta_pool().await?;
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'oms_ha_event'",
+        )
+        .bind(&self.rm)
+        .fetch_one(&pool)
+        .await
+        .map_err(sql_error("cannot look for oms_ha_event"))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(host_ip AS CHAR), CAST(action AS CHAR) FROM `{}`.oms_ha_event ORDER BY id",
+            self.rm
+        )))
+        .fetch_all(&pool)
+        .await
+        .map_err(sql_error("cannot read oms_ha_event"))
+    }
+
     /// Polls `cm.host` until every node of the world is `ONLINE`.
     pub async fn wait_online(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
@@ -958,13 +1016,52 @@ pub async fn remove_named(docker: &Docker, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the simulator package of `version` into `docker` unless its tag is there.
-pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
-    let tag = image_tag(version);
-    if docker.inspect_image(&tag).await.is_ok() {
-        return Ok(());
+/// The image id a `docker save` package holds (`sha256:<hex>`), read from its
+/// `manifest.json`.
+fn package_image_id(package: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Config")]
+        config: String,
     }
+    let output = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(package)
+        .arg("manifest.json")
+        .output()
+        .ok()?;
+    let entries: Vec<Entry> = serde_json::from_slice(&output.stdout).ok()?;
+    let config = &entries.first()?.config;
+    let hex = config
+        .trim_start_matches("blobs/sha256/")
+        .trim_end_matches(".json");
+    Some(format!("sha256:{hex}"))
+}
+
+/// Loads the simulator package of `version` into `docker` unless its tag there already names
+/// the package's image. A node daemon keeps its images across sessions and CI runs: a tag left
+/// by an older build of the simulator is loaded over, never silently tested against.
+pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
+    load_image(docker, version, true).await
+}
+
+/// Replaces `version`'s tag when it names another build of the simulator; an absent image
+/// stays absent (the target image, which omsup's `load-image` steps load).
+pub async fn replace_stale_image(docker: &Docker, version: &str) -> Result<()> {
+    load_image(docker, version, false).await
+}
+
+async fn load_image(docker: &Docker, version: &str, when_absent: bool) -> Result<()> {
+    let tag = image_tag(version);
     let package = image_package(version);
+    match docker.inspect_image(&tag).await {
+        Ok(image) if image.id.is_some() && image.id == package_image_id(&package) => {
+            return Ok(());
+        }
+        Ok(_) => {}
+        Err(_) if !when_absent => return Ok(()),
+        Err(_) => {}
+    }
     let file = tokio::fs::File::open(&package)
         .await
         .map_err(|e| Error::io(format!("cannot open {}", package.display()), e))?;
@@ -1012,17 +1109,18 @@ pub async fn wait_for_log(
     }
 }
 
-/// Runs `bash /root/docker_init.sh` in the container; returns its exit code and output.
-pub async fn exec_init(
+/// Runs `cmd` in the container; returns its exit code and output.
+async fn exec_output(
     docker: &Docker,
     container: &str,
+    cmd: Vec<String>,
     env: Vec<String>,
 ) -> Result<(i64, String)> {
     let exec = docker
         .create_exec(
             container,
             CreateExecOptions {
-                cmd: Some(vec!["bash".to_owned(), "/root/docker_init.sh".to_owned()]),
+                cmd: Some(cmd),
                 env: Some(env),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
@@ -1030,14 +1128,14 @@ pub async fn exec_init(
             },
         )
         .await
-        .map_err(docker_error("cannot create the init exec"))?;
+        .map_err(docker_error("cannot create an exec"))?;
     let mut output = String::new();
     if let StartExecResults::Attached {
         output: mut stream, ..
     } = docker
         .start_exec(&exec.id, None)
         .await
-        .map_err(docker_error("cannot start the init exec"))?
+        .map_err(docker_error("cannot start an exec"))?
     {
         while let Some(Ok(chunk)) = stream.next().await {
             output.push_str(&chunk.to_string());
@@ -1046,8 +1144,49 @@ pub async fn exec_init(
     let inspect = docker
         .inspect_exec(&exec.id)
         .await
-        .map_err(docker_error("cannot inspect the init exec"))?;
+        .map_err(docker_error("cannot inspect an exec"))?;
     Ok((inspect.exit_code.unwrap_or(-1), output))
+}
+
+/// `supervisorctl status` in the container: its exit code (0 when every component is
+/// RUNNING) and its table.
+pub async fn supervisor_status(docker: &Docker, container: &str) -> Result<(i64, String)> {
+    exec_output(
+        docker,
+        container,
+        vec!["supervisorctl".to_owned(), "status".to_owned()],
+        Vec::new(),
+    )
+    .await
+}
+
+/// Runs `bash /root/docker_init.sh` in the container once `supervisorctl status` shows every
+/// component RUNNING (as the runbooks do); returns its exit code and output.
+pub async fn exec_init(
+    docker: &Docker,
+    container: &str,
+    env: Vec<String>,
+) -> Result<(i64, String)> {
+    let started = Instant::now();
+    loop {
+        let (code, status) = supervisor_status(docker, container).await?;
+        if code == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(Error::Timeout(format!(
+                "the components of `{container}` were not RUNNING within 30 s:\n{status}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    exec_output(
+        docker,
+        container,
+        vec!["bash".to_owned(), "/root/docker_init.sh".to_owned()],
+        env,
+    )
+    .await
 }
 
 /// `GET http://<ip>:8089/oms/health` → `data.healthy`, or `None` when nothing answers.
@@ -1148,6 +1287,14 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simulator_package_names_its_image_id() {
+        let package = image_package("4.2.9");
+        assert!(package.is_file(), "run `cargo xtask sim-images` first");
+        let id = package_image_id(&package).expect("the package's manifest names its image");
+        assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    }
 
     #[test]
     fn node_ips_are_distinct_per_world_and_node_and_avoid_the_hosts_addresses() {

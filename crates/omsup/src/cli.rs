@@ -89,6 +89,9 @@ pub enum Command {
     /// Write one journaled run as a self-contained HTML page (a timeline by lane)
     #[command(after_help = help::REPORT.render())]
     Report(ReportArgs),
+    /// Manage where the journal lives: move a deployment's history between backends
+    #[command(after_help = help::STATE.render())]
+    State(StateCommandArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = help::COMPLETIONS.render())]
     Completions(CompletionsArgs),
@@ -334,6 +337,24 @@ pub mod help {
             USAGE_LINE,
         ],
     };
+    pub const STATE: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup state migrate --to meta_db -f oms.toml",
+                "the local journal's history into the meta database server",
+            ),
+            (
+                "omsup state migrate --to local -f oms.toml --state-dir .omsup",
+                "the server's history back into a local journal",
+            ),
+        ],
+        exit_codes: &[
+            (SUCCESS, "every run and event copied"),
+            (FAILURE, "a journal cannot be read or written"),
+            REFUSED_LINE,
+            USAGE_LINE,
+        ],
+    };
     pub const COMPLETIONS: CommandHelp = CommandHelp {
         examples: &[
             (
@@ -361,6 +382,7 @@ pub mod help {
         ("history", &HISTORY),
         ("graph", &GRAPH),
         ("report", &REPORT),
+        ("state", &STATE),
         ("completions", &COMPLETIONS),
     ];
 }
@@ -522,6 +544,42 @@ pub struct PlanSource {
     /// A plan saved by `omsup plan --out` (`apply` checks it against the world first)
     #[arg(value_name = "SAVED_PLAN", required_unless_present = "file")]
     pub saved_plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateCommandArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy a deployment's history (every run and event) from the backend its plan file names
+    /// into the other one; then switch `[state] backend` in the plan file
+    #[command(after_help = help::STATE.render())]
+    Migrate(MigrateArgs),
+}
+
+/// `[state] backend`, as `--to` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A SQLite file in the state directory
+    Local,
+    /// omsup's database in the meta database server
+    #[value(name = "meta_db")]
+    MetaDb,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Where the history goes (it comes from the backend the plan file names)
+    #[arg(long, value_enum)]
+    pub to: BackendArg,
+    /// The plan file of the deployment
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub state: StateDirArgs,
 }
 
 #[derive(Debug, Args)]

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use omsup_engine::Step;
 use omsup_exec::executor::Executor;
 use omsup_journal::{
-    DeploymentLock, Journal, JournalError, LockId, LockPurpose, LockRequest, RunId, RunOutcome,
-    RunState, RunWriter, StepState, Timestamp,
+    DeploymentLock, Journal, LockId, LockPurpose, LockRequest, RunId, RunOutcome, RunState,
+    RunWriter, StepState, Timestamp,
 };
 use omsup_model::PlanFile;
 use serde::de::DeserializeOwned;
@@ -41,20 +41,7 @@ pub(crate) async fn take_lock(
             force_unlock: force_unlock.map(LockId::new),
         })
         .await
-        .map_err(|error| {
-            let refused = matches!(
-                error,
-                JournalError::LockHeld { .. }
-                    | JournalError::LockNotStale { .. }
-                    | JournalError::ForceUnlockMismatch { .. }
-            );
-            let error = journal_error(error);
-            if refused {
-                error.with_exit_code(exit_codes::REFUSED)
-            } else {
-                error
-            }
-        })
+        .map_err(crate::shared_lock::refusal)
 }
 
 pub(crate) async fn release(lock: DeploymentLock) {
@@ -212,10 +199,7 @@ pub(crate) fn secrets_for(
     plan_file: &PlanFile,
     journal: &Journal,
 ) -> Result<omsup_exec::secrets::Secrets, CliError> {
-    let secrets = omsup_exec::secrets::Secrets::from_plan(plan_file).map_err(|error| {
-        let hint = error.hint();
-        CliError::from_error(&error).with_hint(hint)
-    })?;
+    let secrets = crate::commands::common::secrets_of(plan_file)?;
     journal.register_secret(secrets.meta_password.expose());
     Ok(secrets)
 }
@@ -403,19 +387,22 @@ async fn interrupted(
     Ok(exit_codes::INTERRUPTED)
 }
 
-/// `omsup resume -f PLAN` (with `--state-dir DIR` when the journal is not in the plan's
+/// `omsup resume -f PLAN` (with `--state-dir DIR` when a local journal is not in the plan's
 /// default state directory).
 async fn continue_command(writer: &RunWriter) -> String {
     let journal_dir = writer
         .journal()
-        .path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let Ok(state) = writer.state().await else {
-        return format!("omsup resume --state-dir {}", journal_dir.display());
+        .file()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    let state = writer.state().await;
+    let (Some(journal_dir), Ok(state)) = (journal_dir, &state) else {
+        return match (state, writer.journal().file()) {
+            (Ok(state), None) => format!("omsup resume -f {}", state.info.plan_file_path.display()),
+            _ => "omsup resume -f PLAN".to_owned(),
+        };
     };
-    let plan = state.info.plan_file_path;
+    let plan = state.info.plan_file_path.clone();
     let default = crate::commands::common::state_dir_for(Some(&plan), None);
     let same = |a: &Path, b: &Path| std::path::absolute(a).ok() == std::path::absolute(b).ok();
     if same(&default, &journal_dir) {

@@ -30,7 +30,7 @@ pub(crate) fn shared_state_config(plan: &PlanFile, secrets: &Secrets) -> SharedS
 }
 
 /// Takes `lock` in the meta database server too; refusals (held, not stale, wrong id) exit
-/// with 3 before anything is touched.
+/// with 3 before anything is touched. A journal in the server took its lock there already.
 pub(crate) async fn share_lock(
     lock: &DeploymentLock,
     plan: &PlanFile,
@@ -38,6 +38,9 @@ pub(crate) async fn share_lock(
     purpose: LockPurpose,
     force_unlock: Option<&str>,
 ) -> Result<(), CliError> {
+    if lock.is_shared() {
+        return Ok(());
+    }
     let state = SharedState::open(shared_state_config(plan, secrets))
         .await
         .map_err(refusal)?;
@@ -51,7 +54,7 @@ pub(crate) async fn share_lock(
     .map_err(refusal)
 }
 
-fn refusal(error: JournalError) -> CliError {
+pub(crate) fn refusal(error: JournalError) -> CliError {
     let refused = matches!(
         error,
         JournalError::LockHeld { .. }
@@ -65,4 +68,22 @@ fn refusal(error: JournalError) -> CliError {
     } else {
         error
     }
+}
+
+/// Who holds the lock of the deployment of `plan_file` in the meta database server (with where
+/// that is), judged with `timing`; the reason as text when it cannot be read.
+pub(crate) async fn server_lock_holder(
+    plan_file: &std::path::Path,
+    timing: omsup_journal::LockTiming,
+) -> Result<(String, Option<omsup_journal::LockHolder>), String> {
+    let plan = crate::commands::common::plan_of(plan_file).map_err(|error| error.message)?;
+    let secrets = crate::commands::common::secrets_of(&plan).map_err(|error| error.message)?;
+    let state = SharedState::open(shared_state_config(&plan, &secrets))
+        .await
+        .map_err(|error| error.to_string())?;
+    let holder = state
+        .lock_holder(&plan.meta_db.rm, timing)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok((state.describe(), holder))
 }

@@ -39,14 +39,14 @@ fn two_nodes_one_region_get_every_step_with_safe_dependencies() {
         ids(&planned),
         [
             "preflight",
-            "ha.off",
             "node[10.0.0.2].load-image",
             "node[10.0.1.2].load-image",
+            "ha.off",
+            "region[r0].prune-heartbeats",
             "node[10.0.0.2].stop-old",
             "node[10.0.1.2].stop-old",
             "db[rm].backup",
             "db[cm].backup",
-            "region[r0].prune-heartbeats",
             "db[hb0].backup",
             "node[10.0.0.2].start-new",
             "node[10.0.1.2].start-new",
@@ -57,14 +57,28 @@ fn two_nodes_one_region_get_every_step_with_safe_dependencies() {
             "ha.restore",
         ]
     );
-    assert_eq!(deps(&planned, "node[10.0.0.2].stop-old"), ["ha.off"]);
+    assert_eq!(
+        deps(&planned, "ha.off"),
+        [
+            "node[10.0.0.2].load-image",
+            "node[10.0.1.2].load-image",
+            "preflight"
+        ],
+        "the window never waits for an image load"
+    );
+    assert_eq!(deps(&planned, "region[r0].prune-heartbeats"), ["ha.off"]);
+    assert_eq!(
+        deps(&planned, "node[10.0.0.2].stop-old"),
+        ["ha.off", "region[r0].prune-heartbeats"],
+        "heartbeats are pruned before the window opens"
+    );
     assert_eq!(
         deps(&planned, "db[rm].backup"),
         ["node[10.0.0.2].stop-old", "node[10.0.1.2].stop-old"]
     );
     assert_eq!(
         deps(&planned, "db[hb0].backup"),
-        ["region[r0].prune-heartbeats"]
+        ["node[10.0.0.2].stop-old", "node[10.0.1.2].stop-old"]
     );
     assert_eq!(
         deps(&planned, "node[10.0.0.2].start-new"),
@@ -87,12 +101,18 @@ fn two_nodes_one_region_get_every_step_with_safe_dependencies() {
         .unwrap();
     assert!(
         !load.downtime && load.lane == 1,
-        "image loads run outside the window, beside ha.off"
+        "image loads run outside the window, in parallel"
     );
+    let prune = planned
+        .steps
+        .iter()
+        .find(|s| s.id == "region[r0].prune-heartbeats")
+        .unwrap();
+    assert!(!prune.downtime, "the prune runs before the window");
     assert_eq!(
         planned.downtime_steps(),
-        12,
-        "stops, prune, backups, starts, waits, init, verify"
+        11,
+        "stops, backups, starts, waits, init, verify"
     );
 }
 

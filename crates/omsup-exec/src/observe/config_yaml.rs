@@ -1,6 +1,10 @@
 //! config.yaml as read from a container: the tar stream Docker's archive API returns, reduced
 //! to the keys the engine needs and a sha256 of the whole file. The text itself (which holds
 //! `oms_meta_password`) is dropped as soon as it is parsed, and never logged.
+//!
+//! Every scalar is read quoted or not: the docs write `oms_meta_port: 2883`, the OceanBase
+//! deployer writes `oms_meta_port: "2883"` (every scalar a quoted string), and OMS takes both.
+//! Keys omsup does not read are accepted and ignored.
 
 use std::io::Read as _;
 
@@ -17,6 +21,11 @@ pub enum ConfigYamlError {
     Yaml { line: usize },
     #[error("config.yaml is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("config.yaml's `{key}` is not {expected}")]
+    BadValue {
+        key: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// The largest config.yaml accepted (real ones are a few KiB).
@@ -45,21 +54,53 @@ pub fn single_file_from_tar(archive: &[u8]) -> Result<Vec<u8>, ConfigYamlError> 
     Err(ConfigYamlError::NotATar)
 }
 
-/// Only the keys the engine needs; serde ignores the rest (the password among them).
+/// Only the keys the engine needs, each scalar as YAML gave it; serde ignores the rest (the
+/// password among them).
 #[derive(Deserialize)]
 struct ConfigKeys {
     #[serde(default)]
-    cm_nodes: Vec<String>,
+    cm_nodes: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
-    cm_region: Option<String>,
+    cm_region: Option<serde_yaml_ng::Value>,
     #[serde(default)]
-    drc_rm_db: Option<String>,
+    drc_rm_db: Option<serde_yaml_ng::Value>,
     #[serde(default)]
-    drc_cm_db: Option<String>,
+    drc_cm_db: Option<serde_yaml_ng::Value>,
     #[serde(default)]
-    drc_cm_heartbeat_db: Option<String>,
+    drc_cm_heartbeat_db: Option<serde_yaml_ng::Value>,
     #[serde(default)]
-    nginx_server_port: Option<u16>,
+    oms_meta_host: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    oms_meta_port: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    oms_meta_user: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    nginx_server_port: Option<serde_yaml_ng::Value>,
+}
+
+/// A scalar's text, quoted or not (`"2883"`, `2883`, `true`); `None` for null or empty.
+pub fn scalar_text(value: Option<&serde_yaml_ng::Value>) -> Option<String> {
+    match value? {
+        serde_yaml_ng::Value::String(text) => Some(text.trim().to_owned()),
+        serde_yaml_ng::Value::Number(number) => Some(number.to_string()),
+        serde_yaml_ng::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+    .filter(|text| !text.is_empty())
+}
+
+fn port(
+    key: &'static str,
+    value: Option<&serde_yaml_ng::Value>,
+) -> Result<Option<u16>, ConfigYamlError> {
+    scalar_text(value)
+        .map(|text| {
+            text.parse().map_err(|_| ConfigYamlError::BadValue {
+                key,
+                expected: "a port number",
+            })
+        })
+        .transpose()
 }
 
 /// Parses config.yaml's text into the observed keys and its sha256.
@@ -73,13 +114,26 @@ pub fn parse_config_yaml(bytes: &[u8]) -> Result<ObservedOmsConfig, ConfigYamlEr
             line: error.location().map_or(0, |location| location.line()),
         }
     })?;
+    let cm_nodes = keys
+        .cm_nodes
+        .iter()
+        .map(|node| {
+            scalar_text(Some(node)).ok_or(ConfigYamlError::BadValue {
+                key: "cm_nodes",
+                expected: "a list of IP addresses",
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(ObservedOmsConfig {
-        cm_nodes: keys.cm_nodes,
-        cm_region: keys.cm_region,
-        drc_rm_db: keys.drc_rm_db,
-        drc_cm_db: keys.drc_cm_db,
-        drc_cm_heartbeat_db: keys.drc_cm_heartbeat_db,
-        nginx_server_port: keys.nginx_server_port,
+        cm_nodes,
+        cm_region: scalar_text(keys.cm_region.as_ref()),
+        drc_rm_db: scalar_text(keys.drc_rm_db.as_ref()),
+        drc_cm_db: scalar_text(keys.drc_cm_db.as_ref()),
+        drc_cm_heartbeat_db: scalar_text(keys.drc_cm_heartbeat_db.as_ref()),
+        oms_meta_host: scalar_text(keys.oms_meta_host.as_ref()),
+        oms_meta_port: port("oms_meta_port", keys.oms_meta_port.as_ref())?,
+        oms_meta_user: scalar_text(keys.oms_meta_user.as_ref()),
+        nginx_server_port: port("nginx_server_port", keys.nginx_server_port.as_ref())?,
         sha256: hex::encode(Sha256::digest(bytes)),
     })
 }
@@ -113,6 +167,42 @@ mod tests {
         assert_eq!(config.nginx_server_port, Some(8089));
         assert_eq!(config.sha256.len(), 64);
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    /// config.yaml as the OceanBase deployer writes it: every scalar a double-quoted string,
+    /// keys omsup does not know among them.
+    pub const OBD_CONFIG: &str = "oms_meta_host: \"127.0.0.1\"\noms_meta_port: \"2881\"\n\
+        oms_meta_user: \"oms@tenant\"\noms_meta_password: \"s3cret\"\ndrc_rm_db: \"rm\"\n\
+        drc_cm_db: \"cm\"\ndrc_cm_heartbeat_db: \"hb\"\ncm_url: \"http://127.0.0.2:8088\"\n\
+        cm_location: \"1\"\ncm_region: \"hz\"\ncm_is_default: \"true\"\n\
+        cm_nodes:\n  - \"127.0.0.2\"\n  - \"127.0.0.3\"\ntsdb_enabled: \"false\"\n\
+        nginx_server_port: \"18089\"\nsome_future_key: {nested: [1, 2]}\n";
+
+    #[test]
+    fn quoted_scalars_and_unknown_keys_read_as_the_plain_ones() {
+        let quoted = parse_config_yaml(OBD_CONFIG.as_bytes()).unwrap();
+        assert_eq!(quoted.cm_nodes, ["127.0.0.2", "127.0.0.3"]);
+        assert_eq!(quoted.cm_region.as_deref(), Some("hz"));
+        assert_eq!(quoted.drc_rm_db.as_deref(), Some("rm"));
+        assert_eq!(quoted.drc_cm_db.as_deref(), Some("cm"));
+        assert_eq!(quoted.drc_cm_heartbeat_db.as_deref(), Some("hb"));
+        assert_eq!(quoted.oms_meta_host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(quoted.oms_meta_port, Some(2881));
+        assert_eq!(quoted.oms_meta_user.as_deref(), Some("oms@tenant"));
+        assert_eq!(quoted.nginx_server_port, Some(18089));
+        assert!(!format!("{quoted:?}").contains("s3cret"));
+        let plain = parse_config_yaml(CONFIG.as_bytes()).unwrap();
+        assert_eq!(plain.oms_meta_host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(plain.nginx_server_port, Some(8089));
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_names_its_key() {
+        let error = parse_config_yaml(b"nginx_server_port: \"http\"\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config.yaml's `nginx_server_port` is not a port number"
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use omsup_engine::init::{MetaConnection, NodeSeen, is_oms_candidate};
 use omsup_model::DockerEndpoint;
 use omsup_model::plan::{ContainerOptions, Node, SshFiles, TlsFiles};
-use serde::Deserialize;
 
 use super::config_yaml::{ConfigYamlError, parse_config_yaml};
 use super::docker::{connect_docker, container_fields, download_config_yaml, inspect_optional};
@@ -143,7 +142,7 @@ pub async fn discover_node(
         source,
     };
     let config = parse_config_yaml(&bytes).map_err(config_error)?;
-    let meta = parse_meta_connection(&bytes).map_err(config_error)?;
+    let meta = meta_connection(&config);
     Ok(NodeSeen {
         docker: endpoint.to_owned(),
         tls: tls.cloned(),
@@ -227,37 +226,14 @@ fn host_options(inspect: &ContainerInspectResponse) -> ContainerOptions {
     }
 }
 
-/// config.yaml's meta database keys; scalars quoted or not (`oms_meta_port: "2883"`).
-#[derive(Deserialize)]
-struct MetaKeys {
-    #[serde(default)]
-    oms_meta_host: Option<serde_yaml_ng::Value>,
-    #[serde(default)]
-    oms_meta_port: Option<serde_yaml_ng::Value>,
-    #[serde(default)]
-    oms_meta_user: Option<serde_yaml_ng::Value>,
-}
-
-fn scalar(value: Option<serde_yaml_ng::Value>) -> Option<String> {
-    match value? {
-        serde_yaml_ng::Value::String(text) => Some(text.trim().to_owned()),
-        serde_yaml_ng::Value::Number(number) => Some(number.to_string()),
-        _ => None,
+/// `oms_meta_host`, `oms_meta_port` and `oms_meta_user` (the password is not read), quoted or
+/// not.
+pub fn meta_connection(config: &omsup_engine::observed::ObservedOmsConfig) -> MetaConnection {
+    MetaConnection {
+        host: config.oms_meta_host.clone(),
+        port: config.oms_meta_port,
+        user: config.oms_meta_user.clone(),
     }
-    .filter(|text| !text.is_empty())
-}
-
-/// `oms_meta_host`, `oms_meta_port` and `oms_meta_user` (the password is not read).
-pub fn parse_meta_connection(bytes: &[u8]) -> Result<MetaConnection, ConfigYamlError> {
-    let keys: MetaKeys =
-        serde_yaml_ng::from_slice(bytes).map_err(|error| ConfigYamlError::Yaml {
-            line: error.location().map_or(0, |location| location.line()),
-        })?;
-    Ok(MetaConnection {
-        host: scalar(keys.oms_meta_host),
-        port: scalar(keys.oms_meta_port).and_then(|port| port.parse().ok()),
-        user: scalar(keys.oms_meta_user),
-    })
 }
 
 #[cfg(test)]
@@ -269,7 +245,7 @@ mod tests {
         let plain = b"oms_meta_host: 10.0.0.1\noms_meta_port: 2883\noms_meta_user: oms\noms_meta_password: s3cret\n";
         let quoted = b"oms_meta_host: '10.0.0.1'\noms_meta_port: \"2883\"\noms_meta_user: \"oms\"\noms_meta_password: \"s3cret\"\n";
         for text in [&plain[..], &quoted[..]] {
-            let meta = parse_meta_connection(text).unwrap();
+            let meta = meta_connection(&parse_config_yaml(text).unwrap());
             assert_eq!(
                 meta,
                 MetaConnection {
@@ -280,7 +256,7 @@ mod tests {
             );
             assert!(!format!("{meta:?}").contains("s3cret"));
         }
-        let missing = parse_meta_connection(b"drc_rm_db: rm\n").unwrap();
+        let missing = meta_connection(&parse_config_yaml(b"drc_rm_db: rm\n").unwrap());
         assert_eq!(missing.port, None);
     }
 }

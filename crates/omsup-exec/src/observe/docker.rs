@@ -187,12 +187,23 @@ async fn read_docker(
         }
     };
 
+    // Only needed when it will be loaded.
+    let package = match target_image_id {
+        None => crate::node_package::observe(plan, node).await,
+        Some(_) => None,
+    };
+    let data_root_free_bytes = match container.as_ref().filter(|c| c.running) {
+        Some(running) => super::node_space::data_root_free_bytes(docker, &running.name).await,
+        None => None,
+    };
     Ok((
         ObservedDocker {
             api_version,
             container,
             kept_containers,
             target_image_id,
+            package,
+            data_root_free_bytes,
         },
         problems,
     ))
@@ -314,15 +325,12 @@ pub(crate) fn container_fields(
             });
         }
     }
-    let env: BTreeMap<String, String> = config_section
-        .and_then(|c| c.env.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|entry| match entry.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => (entry.clone(), String::new()),
-        })
-        .collect();
+    let env = crate::docker_spec::env_map(
+        config_section
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten(),
+    );
     let labels: BTreeMap<String, String> = config_section
         .and_then(|c| c.labels.as_ref())
         .map(|labels| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -335,7 +343,7 @@ pub(crate) fn container_fields(
             .unwrap_or_default()
             .trim_start_matches('/')
             .to_owned(),
-        version: version_of_tag(&image),
+        version: running_version(&image, &env, &labels),
         image,
         image_id: inspect.image.clone().unwrap_or_default(),
         running: state.and_then(|s| s.running).unwrap_or(false),
@@ -363,8 +371,40 @@ async fn image_defaults(
     Some(crate::docker_spec::image_defaults(&image))
 }
 
-/// The OMS version an image tag names: `oms:feature_4.2.9-ce` → 4.2.9.
+/// The version a container runs: off its image tag, else (an OMS started by image id has no
+/// tag) the image's version label (`org.opencontainers.image.version`, `version`) or an
+/// `OMS_VERSION` / `OMS_*_VERSION` variable of its environment (the container's inspect holds
+/// the image's labels and environment). `None` when none names one; the engine then takes
+/// `rm.oms_version`, or the plan's `current_version`.
+pub fn running_version(
+    image: &str,
+    env: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> Option<OmsVersion> {
+    let from_label = ["org.opencontainers.image.version", "version"]
+        .iter()
+        .filter_map(|key| labels.get(*key));
+    let from_env = env
+        .iter()
+        .filter(|(key, _)| {
+            key.as_str() == "OMS_VERSION" || (key.starts_with("OMS_") && key.ends_with("_VERSION"))
+        })
+        .map(|(_, value)| value);
+    version_of_tag(image).or_else(|| {
+        from_label
+            .chain(from_env)
+            .find_map(|text| text.trim().parse().ok())
+    })
+}
+
+/// The OMS version an image tag names: `oms:feature_4.2.9-ce` → 4.2.9. An image id
+/// (`sha256:...`, bare hex, or a digest reference) names none.
 pub fn version_of_tag(image: &str) -> Option<OmsVersion> {
+    let is_id = image.starts_with("sha256:")
+        || (image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit()));
+    if is_id || image.contains("@sha256:") {
+        return None;
+    }
     let tag = image.rsplit_once(':').map_or(image, |(_, tag)| tag);
     let start = tag.find(|c: char| c.is_ascii_digit())?;
     let candidate = &tag[start..];
@@ -389,5 +429,31 @@ mod tests {
             Some("4.2.8-CE".into())
         );
         assert_eq!(version_of_tag("oms:latest"), None);
+        assert_eq!(version_of_tag("sha256:4211e0a9c3b2"), None);
+        assert_eq!(version_of_tag("4211e0a9c3b2"), None);
+    }
+
+    #[test]
+    fn an_image_id_takes_the_version_from_the_labels_or_the_environment() {
+        let none = BTreeMap::new();
+        let env = BTreeMap::from([("OMS_SIM_VERSION".to_owned(), "4.2.8-CE".to_owned())]);
+        let labels = BTreeMap::from([(
+            "org.opencontainers.image.version".to_owned(),
+            "4.2.7-CE".to_owned(),
+        )]);
+        let text = |v: Option<OmsVersion>| v.map(|v| v.to_string());
+        assert_eq!(
+            text(running_version("sha256:4211e0a9", &env, &none)).as_deref(),
+            Some("4.2.8-CE")
+        );
+        assert_eq!(
+            text(running_version("sha256:4211e0a9", &env, &labels)).as_deref(),
+            Some("4.2.7-CE")
+        );
+        assert_eq!(
+            text(running_version("oms:feature_4.2.9-ce", &env, &labels)).as_deref(),
+            Some("4.2.9-CE")
+        );
+        assert_eq!(running_version("sha256:4211e0a9", &none, &none), None);
     }
 }

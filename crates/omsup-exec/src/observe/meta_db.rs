@@ -178,11 +178,15 @@ async fn read_with(
         hosts.extend(rows);
     }
 
+    let column_statistics =
+        table_exists(connection, "information_schema", "COLUMN_STATISTICS").await?;
+
     Ok(ObservedMetaDb {
         oms_version,
         ha_config,
         hosts,
         databases,
+        column_statistics,
     })
 }
 

@@ -6,15 +6,17 @@
 //! shows every problem at once) and an [`ObserveError`] in [`Observation::problems`] (with its
 //! cause chain and a hint, for the CLI to render). Connections time out in seconds.
 
+mod clients;
 mod config_yaml;
 pub mod discover;
 mod docker;
 mod meta_db;
-mod operator;
+mod node_space;
+pub(crate) mod operator;
 
 use std::time::Duration;
 
-use omsup_engine::observed::{ObservedNode, ObservedWorld};
+use omsup_engine::observed::{MetaDbReach, ObservedClients, ObservedNode, ObservedWorld};
 use omsup_model::PlanFile;
 
 use crate::secrets::Secrets;
@@ -153,6 +155,21 @@ impl ObserveError {
     }
 }
 
+/// An error and its causes on one line, joined by `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs `future` under `limit`, turning both failures into a [`ConnectCause`].
 pub(crate) async fn within<T, E: std::error::Error + 'static>(
     limit: Duration,
@@ -172,9 +189,22 @@ pub async fn observe(plan: &PlanFile, secrets: &Secrets) -> Observation {
         plan.nodes()
             .map(|(_region, node)| docker::observe_node(plan, node)),
     );
-    let meta = meta_db::observe_meta_db(plan, &secrets.meta_password);
+    // The clients are tried once the meta database answered (and said which options the dump
+    // client needs against it).
+    let meta = async {
+        let (meta_db, problem) = meta_db::observe_meta_db(plan, &secrets.meta_password).await;
+        let clients = match &meta_db {
+            MetaDbReach::Reachable(db) => {
+                clients::observe_clients(plan, secrets, db.column_statistics).await
+            }
+            MetaDbReach::Unreachable { .. } => ObservedClients::default(),
+        };
+        (meta_db, problem, clients)
+    };
     let operator = operator::observe_operator_side(plan);
-    let (nodes, (meta_db, meta_problem), operator) = tokio::join!(nodes, meta, operator);
+    let (nodes, (meta_db, meta_problem, clients), mut operator) =
+        tokio::join!(nodes, meta, operator);
+    operator.clients = clients;
 
     let mut problems = Vec::new();
     let mut observed_nodes = Vec::with_capacity(nodes.len());

@@ -1,4 +1,5 @@
-//! The operator's own machine: the image package and the backup directory.
+//! The operator's own machine: the image package and the backup directory (the dump and
+//! restore clients are tried by `clients.rs`, once the meta database answered).
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ pub(crate) async fn observe_operator_side(plan: &PlanFile) -> ObservedOperatorSi
     let observed = tokio::task::spawn_blocking(move || ObservedOperatorSide {
         package: observe_package(&package),
         backup_dir: observe_backup_dir(&backup_dir),
+        clients: Default::default(),
     })
     .await;
     observed.unwrap_or(ObservedOperatorSide {
@@ -24,10 +26,11 @@ pub(crate) async fn observe_operator_side(plan: &PlanFile) -> ObservedOperatorSi
             writable: false,
             free_bytes: 0,
         },
+        clients: Default::default(),
     })
 }
 
-fn observe_package(path: &Path) -> ObservedPackage {
+pub(crate) fn observe_package(path: &Path) -> ObservedPackage {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_file() => ObservedPackage {
             exists: true,

@@ -388,6 +388,7 @@ async fn an_upgrade_cut_off_after_the_stops_rolls_back_without_touching_database
                 StepKind::Preflight
                     | StepKind::LoadImage { .. }
                     | StepKind::HaOff
+                    | StepKind::PruneHeartbeats { .. }
                     | StepKind::StopOld { .. }
             )
         })

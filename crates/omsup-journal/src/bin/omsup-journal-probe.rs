@@ -5,12 +5,16 @@
 //! omsup-journal-probe intent-then-wait STATE_DIR DEPLOYMENT   # prints `intent-durable RUN LOCK`, then waits to be killed
 //! omsup-journal-probe try-lock STATE_DIR DEPLOYMENT HOLD_MS   # prints `won LOCK` (holds, releases) or `refused: ...`
 //! ```
+//!
+//! With `OMSUP_PROBE_META=host:port:user:database:key` (and the password in
+//! `OMSUP_PROBE_META_PASSWORD`), the journal is the one in that meta database server instead.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use omsup_journal::shared::{SharedState, SharedStateConfig};
 use omsup_journal::{Journal, LockPurpose, LockRequest, NewRun, PlannedStep, RunId, RunKind};
 
 #[tokio::main(flavor = "current_thread")]
@@ -29,9 +33,22 @@ async fn run(arguments: &[String]) -> Result<(), String> {
     let [command, state_dir, deployment, rest @ ..] = arguments else {
         return Err("usage: omsup-journal-probe COMMAND STATE_DIR DEPLOYMENT [ARGS]".to_owned());
     };
-    let journal = Journal::open(&PathBuf::from(state_dir), deployment)
-        .await
-        .map_err(|error| error.to_string())?;
+    let journal = match std::env::var("OMSUP_PROBE_META") {
+        Ok(meta) => {
+            let [host, port, user, database, key] = meta.split(':').collect::<Vec<_>>()[..] else {
+                return Err("OMSUP_PROBE_META is host:port:user:database:key".to_owned());
+            };
+            let password = std::env::var("OMSUP_PROBE_META_PASSWORD").unwrap_or_default();
+            let port = port.parse().map_err(|_| format!("bad port `{port}`"))?;
+            let config = SharedStateConfig::new(host, port, user, &password, database);
+            let state = SharedState::open(config)
+                .await
+                .map_err(|error| error.to_string())?;
+            Journal::open_shared(&state, key, deployment).await
+        }
+        Err(_) => Journal::open(&PathBuf::from(state_dir), deployment).await,
+    }
+    .map_err(|error| error.to_string())?;
     let request = LockRequest {
         run_id: RunId::generate(),
         purpose: LockPurpose::Apply,

@@ -1,16 +1,19 @@
 //! Secrets never reach the journal: a payload or error containing a registered secret is
-//! refused, and nothing of it lands in the database file.
+//! refused, and nothing of it lands in the database file or the state database.
 
 use omsup_journal::JournalError;
 use serde_json::json;
 
-use crate::support::{begin_apply, open_journal};
+use sqlx::AssertSqlSafe;
+
+use crate::support::{Store, begin_apply, on_both_backends};
 
 const PASSWORD: &str = "s3cr3t-Meta-Pa55";
 
 #[tokio::test]
 async fn a_payload_or_error_with_a_registered_secret_is_refused() {
-    let (_dir, journal) = open_journal().await;
+    on_both_backends(async |store: &Store| {
+    let journal = store.open().await;
     journal.register_secret(PASSWORD);
     let (lock, run) = begin_apply(&journal).await;
 
@@ -65,11 +68,30 @@ async fn a_payload_or_error_with_a_registered_secret_is_refused() {
         .unwrap();
     assert_eq!(journal.run(run.run_id()).await.unwrap().last_seq, 2);
     lock.release().await.unwrap();
-    let bytes = std::fs::read(journal.path()).unwrap();
-    assert!(
-        !bytes
-            .windows(PASSWORD.len())
-            .any(|window| window == PASSWORD.as_bytes()),
-        "the secret is nowhere in the database file"
-    );
+    match &store.shared {
+        None => {
+            let bytes = std::fs::read(journal.file().unwrap()).unwrap();
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|window| window == PASSWORD.as_bytes()),
+                "the secret is nowhere in the database file"
+            );
+        }
+        Some(shared) => {
+            let found: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT (SELECT COUNT(*) FROM `{0}`.`events` WHERE payload LIKE ?)
+                      + (SELECT COUNT(*) FROM `{0}`.`runs` WHERE document LIKE ?)",
+                shared.database
+            )))
+            .bind(format!("%{PASSWORD}%"))
+            .bind(format!("%{PASSWORD}%"))
+            .fetch_one(&shared.server.admin)
+            .await
+            .unwrap();
+            assert_eq!(found, 0, "the secret is nowhere in the state database");
+        }
+    }
+    })
+    .await;
 }

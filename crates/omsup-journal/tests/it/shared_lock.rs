@@ -5,65 +5,12 @@
 
 use std::time::Duration;
 
-use omsup_journal::shared::{SharedState, SharedStateConfig};
-use omsup_journal::{JournalError, LockPurpose, LockTiming, RunId, Staleness};
+use omsup_journal::shared::SharedState;
+use omsup_journal::{JournalError, LockPurpose, LockTiming, Staleness};
 use serde_json::json;
 use sqlx::AssertSqlSafe;
 
-use crate::support::{begin_apply, lock_request};
-
-struct Server {
-    services: omsup_testworld::services::Services,
-    admin: sqlx::MySqlPool,
-}
-
-async fn server() -> Server {
-    let services = tokio::task::spawn_blocking(|| omsup_testworld::services::ensure(1))
-        .await
-        .unwrap()
-        .expect("the test MariaDB (`cargo xtask services`)");
-    let admin = omsup_testworld::world::meta_pool(&services)
-        .await
-        .expect("the test administrator connects");
-    Server { services, admin }
-}
-
-impl Server {
-    /// omsup's state in a database of this test's own, so that parallel tests do not meet.
-    fn config(&self, database: &str) -> SharedStateConfig {
-        self.config_as(
-            database,
-            &self.services.meta_user,
-            &self.services.meta_password().unwrap(),
-        )
-    }
-
-    fn config_as(&self, database: &str, user: &str, password: &str) -> SharedStateConfig {
-        SharedStateConfig::new(
-            &self.services.meta_host,
-            self.services.meta_port,
-            user,
-            password,
-            database,
-        )
-    }
-
-    async fn drop_database(&self, database: &str) {
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{database}`"
-        )))
-        .execute(&self.admin)
-        .await
-        .unwrap();
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        RunId::generate().as_str().replace('-', "_").to_lowercase()
-    )
-}
+use crate::support::{begin_apply, lock_request, server, unique};
 
 fn fast() -> LockTiming {
     LockTiming {
@@ -311,7 +258,16 @@ async fn the_state_database_is_created_on_first_use_and_reused() {
     .fetch_all(&server.admin)
     .await
     .unwrap();
-    assert_eq!(tables, ["deployment_locks", "lock_takeovers"]);
+    assert_eq!(
+        tables,
+        [
+            "deployment_locks",
+            "events",
+            "journal_meta",
+            "lock_takeovers",
+            "runs"
+        ]
+    );
     let bad = SharedState::open(server.config("rm; DROP"))
         .await
         .unwrap_err();

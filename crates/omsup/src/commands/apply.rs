@@ -29,9 +29,7 @@ use omsup_model::PlanFile;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{ApplyArgs, ProgressFormat, ResumeArgs};
-use crate::commands::common::{
-    deployment_name_of, journal_error, print_for, runtime, state_dir_for,
-};
+use crate::commands::common::{journal_error, open_journal, print_for, runtime, state_dir_for};
 use crate::commands::plan::{observe_prepared, read_with_secrets, report_observation_problems};
 use crate::exit_codes;
 use crate::progress::{Event, ProgressSink, sink};
@@ -81,11 +79,9 @@ async fn apply(args: &ApplyArgs, style: &Style) -> Result<u8, CliError> {
         (None, Some(saved)) => PathBuf::from(&saved.plan_file),
         (None, None) => unreachable!("clap requires a plan file or a saved plan"),
     };
-    let deployment = deployment_name_of(&plan_path)?;
+    let (plan_file, plan_file_bytes, secrets) = read_with_secrets(&plan_path, style)?;
     let state_dir = state_dir_for(Some(&plan_path), args.state.state_dir.as_deref());
-    let journal = Journal::open(&state_dir, &deployment)
-        .await
-        .map_err(journal_error)?;
+    let journal = open_journal(&plan_file, &secrets, &state_dir).await?;
     let lock = take_lock(
         &journal,
         RunId::generate(),
@@ -93,7 +89,8 @@ async fn apply(args: &ApplyArgs, style: &Style) -> Result<u8, CliError> {
         args.force_unlock.as_deref(),
     )
     .await?;
-    let outcome = apply_locked(args, style, saved, &plan_path, &journal, &lock).await;
+    let read = (plan_file, plan_file_bytes, secrets);
+    let outcome = apply_locked(args, style, saved, &plan_path, read, &journal, &lock).await;
     release(lock).await;
     outcome
 }
@@ -103,6 +100,7 @@ async fn apply_locked(
     style: &Style,
     saved: Option<SavedPlan>,
     plan_path: &Path,
+    (plan_file, plan_file_bytes, secrets): (PlanFile, Vec<u8>, omsup_exec::secrets::Secrets),
     journal: &Journal,
     lock: &DeploymentLock,
 ) -> Result<u8, CliError> {
@@ -121,8 +119,6 @@ async fn apply_locked(
     }
     // The lock across machines is taken before observing: what is planned is what the holder
     // of the lock sees, never a world another operator is changing.
-    let (plan_file, plan_file_bytes, secrets) = read_with_secrets(plan_path, style)?;
-    journal.register_secret(secrets.meta_password.expose());
     share_lock(
         lock,
         &plan_file,

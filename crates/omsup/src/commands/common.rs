@@ -1,11 +1,16 @@
-//! What the commands share: the async runtime, where a deployment's journal is (`--state-dir`,
+//! What the commands share: the async runtime, where a deployment's journal is (the plan file's
+//! `[state] backend`: the meta database server, or a local state directory: `--state-dir`,
 //! else `.omsup/` next to the plan file, else `.omsup/` here; see `status`), journal errors for
 //! the CLI, and where user-facing text goes while stdout carries JSON Lines.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use omsup_exec::secrets::Secrets;
+use omsup_journal::shared::SharedState;
 use omsup_journal::{Journal, JournalError, journals_in};
+use omsup_model::PlanFile;
+use omsup_model::plan::StateBackend;
 
 use crate::cli::ProgressFormat;
 use crate::exit_codes;
@@ -35,6 +40,12 @@ pub fn state_dir_for(plan_file: Option<&Path>, state_dir: Option<&Path>) -> Path
 
 /// The `[deployment] name` of a plan file.
 pub fn deployment_name_of(plan_file: &Path) -> Result<String, CliError> {
+    Ok(plan_of(plan_file)?.deployment.name)
+}
+
+/// A plan file read for finding its journal (its deployment name and `[state]`), without
+/// printing lint findings.
+pub(crate) fn plan_of(plan_file: &Path) -> Result<PlanFile, CliError> {
     let display = plan_file.display();
     let text = std::fs::read_to_string(plan_file).map_err(|error| {
         CliError::new(format!("cannot read the plan file `{display}`"))
@@ -43,7 +54,7 @@ pub fn deployment_name_of(plan_file: &Path) -> Result<String, CliError> {
             .with_exit_code(exit_codes::USAGE)
     })?;
     match omsup_model::lint::lint_source(&text).plan {
-        Some(plan) => Ok(plan.deployment.name),
+        Some(plan) => Ok(plan),
         None => Err(
             CliError::new(format!("cannot read the deployment name from `{display}`"))
                 .with_hint(format!("run `omsup lint {display}`")),
@@ -106,16 +117,67 @@ pub fn locate_journal(
     Ok((state_dir, deployment))
 }
 
-/// Opens the journal that `-f FILE` and `--state-dir DIR` point at, which must exist.
+/// The secrets a plan file names (the meta database password).
+pub fn secrets_of(plan: &PlanFile) -> Result<Secrets, CliError> {
+    Secrets::from_plan(plan).map_err(|error| {
+        let hint = error.hint();
+        CliError::from_error(&error).with_hint(hint)
+    })
+}
+
+/// The plan's `[state] backend` (`local` unless it says otherwise).
+pub fn backend_of(plan: &PlanFile) -> StateBackend {
+    plan.state
+        .as_ref()
+        .map(|state| state.backend)
+        .unwrap_or_default()
+}
+
+/// Opens (creating it if needed) the journal of `plan`'s deployment where its `[state]
+/// backend` keeps it: in `state_dir`, or in omsup's database in the meta database server.
+/// The meta database password is registered as a secret the journal refuses to hold.
+pub async fn open_journal(
+    plan: &PlanFile,
+    secrets: &Secrets,
+    state_dir: &Path,
+) -> Result<Journal, CliError> {
+    let deployment = &plan.deployment.name;
+    let journal = match backend_of(plan) {
+        StateBackend::Local => Journal::open(state_dir, deployment).await,
+        StateBackend::MetaDb => {
+            let config = crate::shared_lock::shared_state_config(plan, secrets);
+            match SharedState::open(config).await {
+                Ok(state) => Journal::open_shared(&state, &plan.meta_db.rm, deployment).await,
+                Err(error) => Err(error),
+            }
+        }
+    }
+    .map_err(journal_error)?;
+    journal.register_secret(secrets.meta_password.expose());
+    Ok(journal)
+}
+
+/// Opens the journal that `-f FILE` and `--state-dir DIR` point at: with a plan file whose
+/// `[state] backend` is `meta_db`, the one in the meta database server (from any machine);
+/// otherwise the local one, which must exist.
 pub async fn open_existing_journal(
     file: Option<&Path>,
     state_dir: Option<&Path>,
 ) -> Result<Journal, CliError> {
+    if let Some(file) = file {
+        let plan = plan_of(file)?;
+        if backend_of(&plan) == StateBackend::MetaDb {
+            let secrets = secrets_of(&plan)?;
+            return open_journal(&plan, &secrets, &state_dir_for(Some(file), state_dir)).await;
+        }
+    }
     let (state_dir, deployment) = locate_journal(file, state_dir)?;
     Journal::open_existing(&state_dir, &deployment)
         .await
         .map_err(|error| {
-            journal_error(error).with_hint("a journal is created by the first `omsup apply`")
+            journal_error(error).with_hint(
+                "a journal is created by the first `omsup apply`; one kept in the meta database server (`[state] backend = \"meta_db\"`) is found with `-f FILE`",
+            )
         })
 }
 

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod report;
 pub mod resume;
 pub mod rollback;
+pub mod state;
 pub mod status;
 
 use crate::cli::Command;
@@ -29,5 +30,6 @@ pub fn run(command: Command, style: &Style) -> Result<u8, CliError> {
         Command::Graph(args) => graph::run(&args, style),
         Command::Completions(args) => Ok(completions::run(&args)),
         Command::Report(args) => report::run(&args, style),
+        Command::State(args) => state::run(&args, style),
     }
 }

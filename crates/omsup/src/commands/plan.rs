@@ -48,10 +48,7 @@ pub fn read_with_secrets(
     style: &Style,
 ) -> Result<(PlanFile, Vec<u8>, Secrets), CliError> {
     let (plan_file, bytes) = read_plan_file(path, style)?;
-    let secrets = Secrets::from_plan(&plan_file).map_err(|error| {
-        let hint = error.hint();
-        CliError::from_error(&error).with_hint(hint)
-    })?;
+    let secrets = crate::commands::common::secrets_of(&plan_file)?;
     Ok((plan_file, bytes, secrets))
 }
 
@@ -139,7 +136,8 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
     note_unfinished_run(
         &args.file,
         args.state.state_dir.as_deref(),
-        &prepared.plan_file.deployment.name,
+        &prepared.plan_file,
+        &prepared.secrets,
         style,
     );
     let problems = report_observation_problems(&prepared.observation, style);
@@ -209,13 +207,29 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
 
 /// A plan is computed from the world as it is; when the journal holds an unfinished run, the
 /// user most likely wants `omsup resume` (or `rollback`) instead of a new apply: say so.
-fn note_unfinished_run(file: &Path, state_dir: Option<&Path>, deployment: &str, style: &Style) {
+fn note_unfinished_run(
+    file: &Path,
+    state_dir: Option<&Path>,
+    plan: &PlanFile,
+    secrets: &Secrets,
+    style: &Style,
+) {
     let state_dir = state_dir_for(Some(file), state_dir);
+    let deployment = &plan.deployment.name;
     let unfinished = runtime().ok().and_then(|runtime| {
         runtime.block_on(async {
-            let journal = omsup_journal::Journal::open_existing(&state_dir, deployment)
-                .await
-                .ok()?;
+            let journal = match crate::commands::common::backend_of(plan) {
+                omsup_model::plan::StateBackend::Local => {
+                    omsup_journal::Journal::open_existing(&state_dir, deployment)
+                        .await
+                        .ok()?
+                }
+                omsup_model::plan::StateBackend::MetaDb => {
+                    crate::commands::common::open_journal(plan, secrets, &state_dir)
+                        .await
+                        .ok()?
+                }
+            };
             journal.unfinished_run().await.ok().flatten()
         })
     });

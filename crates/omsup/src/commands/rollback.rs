@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{ResumeArgs, RollbackArgs};
 use crate::commands::apply::ApplyDocument;
-use crate::commands::common::{journal_error, locate_journal, print_for, runtime};
+use crate::commands::common::{journal_error, open_existing_journal, print_for, runtime};
 use crate::exit_codes;
 use crate::progress::{ProgressSink, sink};
 use crate::report::CliError;
@@ -60,13 +60,8 @@ pub fn run_rollback(args: &RollbackArgs, style: &Style) -> Result<u8, CliError> 
 }
 
 async fn rollback(args: &RollbackArgs, style: &Style) -> Result<u8, CliError> {
-    let (state_dir, deployment) =
-        locate_journal(args.file.as_deref(), args.state.state_dir.as_deref())?;
-    let journal = Journal::open_existing(&state_dir, &deployment)
-        .await
-        .map_err(|error| {
-            journal_error(error).with_hint("only a run recorded by `omsup apply` can be undone")
-        })?;
+    let journal =
+        open_existing_journal(args.file.as_deref(), args.state.state_dir.as_deref()).await?;
     let lock = take_lock(
         &journal,
         RunId::generate(),

@@ -29,7 +29,7 @@ pub fn run_status(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
     runtime()?.block_on(async {
         let journal = open_journal(args).await?;
         let run = journal.last_run().await.map_err(journal_error)?;
-        let lock = journal.lock_holder().await.map_err(journal_error)?;
+        let lock = the_lock(&journal, args).await?;
         let rollbacks = match &run {
             Some(run) => journal
                 .rollbacks_of(&run.info.run_id)
@@ -43,21 +43,19 @@ pub fn run_status(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
                 let document = output::StatusOutput {
                     format_version: output::STATUS_FORMAT_VERSION,
                     deployment: journal.deployment().to_owned(),
-                    run: run
+                    run: run.as_ref().map(|run| {
+                        output::RunOutput::of(run, &rollbacks, lock.holder.as_ref(), now)
+                    }),
+                    lock: lock
+                        .holder
                         .as_ref()
-                        .map(|run| output::RunOutput::of(run, &rollbacks, lock.as_ref(), now)),
-                    lock: lock.as_ref().map(output::LockOutput::of),
+                        .map(|holder| output::LockOutput::of(holder, lock.held_in)),
                 };
                 to_json(&document)?
             }
-            OutputFormat::Human => render_status_human(
-                &journal,
-                run.as_ref(),
-                &rollbacks,
-                lock.as_ref(),
-                now,
-                style,
-            ),
+            OutputFormat::Human => {
+                render_status_human(&journal, run.as_ref(), &rollbacks, &lock, now, style)
+            }
         };
         print!("{text}");
         Ok(exit_codes::SUCCESS)
@@ -85,6 +83,51 @@ pub fn run_history(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
         print!("{text}");
         Ok(exit_codes::SUCCESS)
     })
+}
+
+/// The deployment lock as `status` shows it, and where it is held.
+struct TheLock {
+    holder: Option<LockHolder>,
+    /// `local` (this state directory) or `meta_db` (the meta database server).
+    held_in: &'static str,
+    /// Where the server's lock is, when it was looked at.
+    server: Option<String>,
+    /// Why the server's lock could not be read, if it could not.
+    unknown: Option<String>,
+}
+
+/// The lock of the deployment: in the meta database server (where every run takes it, so a
+/// holder on another machine shows), else the local journal's. A journal in the server has
+/// its lock there; a local one with `-f FILE` looks in the server too.
+async fn the_lock(journal: &Journal, args: &StateArgs) -> Result<TheLock, CliError> {
+    let local = journal.lock_holder().await.map_err(journal_error)?;
+    if let Some(state) = journal.shared_state() {
+        return Ok(TheLock {
+            holder: local,
+            held_in: "meta_db",
+            server: Some(state.describe()),
+            unknown: None,
+        });
+    }
+    let mut lock = TheLock {
+        holder: local,
+        held_in: "local",
+        server: None,
+        unknown: None,
+    };
+    let Some(file) = args.file.as_deref() else {
+        return Ok(lock);
+    };
+    match crate::shared_lock::server_lock_holder(file, journal.lock_timing()).await {
+        Ok((server, Some(holder))) => {
+            lock.holder = Some(holder);
+            lock.held_in = "meta_db";
+            lock.server = Some(server);
+        }
+        Ok((server, None)) => lock.server = Some(server),
+        Err(error) => lock.unknown = Some(error),
+    }
+    Ok(lock)
 }
 
 fn to_json<T: serde::Serialize>(document: &T) -> Result<String, CliError> {
@@ -193,17 +236,18 @@ fn render_status_human(
     journal: &Journal,
     run: Option<&RunState>,
     rollbacks: &[RunInfo],
-    lock: Option<&LockHolder>,
+    the_lock: &TheLock,
     now: Timestamp,
     style: &Style,
 ) -> String {
     let mut out = String::new();
+    let lock = the_lock.holder.as_ref();
     let Some(run) = run else {
         out.push_str(&format!(
             "deployment `{}`: no runs recorded yet\n",
             journal.deployment()
         ));
-        out.push_str(&lock_line(lock, style));
+        out.push_str(&lock_line(the_lock, style));
         return out;
     };
     let info = &run.info;
@@ -315,7 +359,7 @@ fn render_status_human(
             rollback.started_at
         ));
     }
-    out.push_str(&lock_line(lock, style));
+    out.push_str(&lock_line(the_lock, style));
     if let Some(down) = crate::downtime::down_since(run).filter(|_| result != "running") {
         out.push_str(&format!("{}\n", style.red(&down.headline(now))));
         out.push_str(&format!("{} {}\n", style.cyan("hint:"), down.ways_out()));
@@ -334,8 +378,8 @@ fn render_status_human(
     out
 }
 
-fn lock_line(lock: Option<&LockHolder>, style: &Style) -> String {
-    match lock {
+fn lock_line(lock: &TheLock, style: &Style) -> String {
+    let mut out = match &lock.holder {
         None => "lock: free\n".to_owned(),
         Some(holder) => {
             let mut line = format!("lock: held by {holder}\n");
@@ -348,7 +392,18 @@ fn lock_line(lock: Option<&LockHolder>, style: &Style) -> String {
             }
             line
         }
+    };
+    match (&lock.server, &lock.unknown) {
+        (Some(server), _) => {
+            out.push_str(&format!("      (in the meta database server: {server})\n"))
+        }
+        (None, Some(why)) => out.push_str(&format!(
+            "{} the lock in the meta database server is unknown: {why}\n",
+            style.yellow("note:")
+        )),
+        (None, None) => {}
     }
+    out
 }
 
 fn render_history_human(
@@ -490,6 +545,8 @@ pub mod output {
         pub heartbeat_at: String,
         pub stale: bool,
         pub stale_reason: Option<String>,
+        /// `local` (the state directory's journal) or `meta_db` (the meta database server).
+        pub held_in: String,
     }
 
     #[derive(Debug, Serialize)]
@@ -576,7 +633,7 @@ pub mod output {
     }
 
     impl LockOutput {
-        pub fn of(holder: &LockHolder) -> Self {
+        pub fn of(holder: &LockHolder, held_in: &str) -> Self {
             Self {
                 lock_id: holder.lock_id.to_string(),
                 run_id: holder.run_id.to_string(),
@@ -588,6 +645,7 @@ pub mod output {
                 heartbeat_at: holder.heartbeat_at.to_rfc3339(),
                 stale: holder.is_stale(),
                 stale_reason: holder.is_stale().then(|| holder.staleness_reason()),
+                held_in: held_in.to_owned(),
             }
         }
     }

@@ -57,7 +57,7 @@ fn partial_plan_with_findings() -> UpgradePlan {
 fn human_two_nodes_every_step_by_lane_with_the_downtime_window() {
     let rendered = render_plan_human(&two_nodes_plan(), &Style::plain());
     insta::assert_snapshot!(rendered);
-    assert!(rendered.contains("Plan: 17 steps on 2 nodes; downtime window: 12 steps"));
+    assert!(rendered.contains("Plan: 17 steps on 2 nodes; downtime window: 11 steps"));
     assert!(
         rendered.contains("+env IS_UPGRADE=true"),
         "the env diff shows IS_UPGRADE"

@@ -100,6 +100,12 @@ pub(crate) async fn assert_upgraded(world: &World, before: &Before, context: &st
         ha["refetchStoreIntervalMin"].as_u64().unwrap_or(0) >= 1,
         "{context}: {ha}"
     );
+    // HA was off whenever a node was down: the simulator never had to act.
+    let events = world.ha_events().await.unwrap();
+    assert!(
+        events.is_empty(),
+        "{context}: HA acted during the upgrade: {events:?}"
+    );
     let plan = world.plan_path.display().to_string();
     let again = omsup(&["plan", "-f", &plan, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{context}: a second plan\n{}", show(&again));
@@ -305,12 +311,24 @@ async fn two_concurrent_applies_exactly_one_runs() {
 /// Issue 13: two operators, each with a state directory of their own (as on two machines),
 /// start `apply` together on one world. The lock lives in the meta database server, so
 /// exactly one runs; the other is refused with exit 3 before changing anything, and once the
-/// winner is done the loser's `plan` shows nothing left to do.
+/// winner is done the loser's `plan` shows nothing left to do. On both journal backends.
 #[tokio::test]
 async fn two_operators_with_their_own_state_dirs_exactly_one_runs() {
+    let mut ran = Vec::new();
+    for backend in ["local", "meta_db"] {
+        two_operators_on(backend).await;
+        ran.push(backend);
+    }
+    assert_eq!(ran, ["local", "meta_db"], "both backends ran");
+}
+
+async fn two_operators_on(backend: &str) {
     let world = up(WorldSpec::two_nodes()).await;
     let before = before(&world).await;
-    let plan = plan_arg(&world);
+    let plan = match backend {
+        "local" => plan_arg(&world),
+        _ => crate::shared_state::meta_db_plan(&world),
+    };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let state_dirs: Vec<String> = dirs
         .iter()
@@ -331,27 +349,47 @@ async fn two_operators_with_their_own_state_dirs_exactly_one_runs() {
     assert_eq!(
         codes,
         [0, 3],
-        "{}\n====\n{}",
+        "{backend}: {}\n====\n{}",
         show(&runs[0]),
         show(&runs[1])
     );
     let loser = runs.iter().position(|r| r.code == 3).unwrap();
     let refusal = &runs[loser].stderr;
     for part in ["is locked by run", "on host", "last heartbeat"] {
-        assert!(refusal.contains(part), "`{part}`: {}", show(&runs[loser]));
+        assert!(
+            refusal.contains(part),
+            "{backend}: `{part}`: {}",
+            show(&runs[loser])
+        );
     }
     assert_upgraded(&world, &before, "one of two operators").await;
-    // The loser began no run: its journal is empty.
-    let history = omsup(&[
+    // The loser began no run: its journal is empty (local), or holds the winner's run only
+    // (the shared one).
+    let mut args = vec![
         "history",
         "--state-dir",
         &state_dirs[loser],
         "--format",
         "json",
-    ]);
-    assert_eq!(history.code, 0, "{}", show(&history));
+    ];
+    if backend == "meta_db" {
+        args.extend(["-f", &plan]);
+    }
+    let history = omsup(&args);
+    assert_eq!(history.code, 0, "{backend}: {}", show(&history));
     let history: Value = serde_json::from_str(&history.stdout).unwrap();
-    assert_eq!(history["runs"], serde_json::json!([]), "{history:#}");
+    let results: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["result"].as_str().unwrap())
+        .collect();
+    let expected: &[&str] = if backend == "local" {
+        &[]
+    } else {
+        &["succeeded"]
+    };
+    assert_eq!(results, expected, "{backend}: {history:#}");
     // Nothing is left to do, from the loser's side either.
     let replan = omsup(&[
         "plan",
@@ -361,7 +399,12 @@ async fn two_operators_with_their_own_state_dirs_exactly_one_runs() {
         &state_dirs[loser],
         "--detailed-exitcode",
     ]);
-    assert_eq!(replan.code, 0, "no changes left: {}", show(&replan));
+    assert_eq!(
+        replan.code,
+        0,
+        "{backend}: no changes left: {}",
+        show(&replan)
+    );
 }
 
 /// The steps of the world's plan, in order (from `omsup plan --format json`).

@@ -242,6 +242,19 @@ async fn a_second_ctrl_c_stops_at_once_and_resume_continues() {
     std::fs::write(&knob, "").unwrap();
     let apply = Background::apply(&plan, &world.dir);
     wait_for_step(&plan, "region[hz].init", &["in flight"]).await;
+    // In flight in the journal is not yet running in the container: wait for the exec'd
+    // init itself, or a loaded machine lets the second Ctrl-C land before it starts.
+    let docker = world.nodes[0].docker().unwrap();
+    poll_until(
+        "docker_init.sh to run in the new container",
+        Duration::from_secs(30),
+        || {
+            let docker = docker.clone();
+            let container = world.container.clone();
+            async move { (!running_inits(&docker, &container).await.is_empty()).then_some(()) }
+        },
+    )
+    .await;
     apply.interrupt();
     let stderr_file = apply.stderr.clone();
     poll_until(

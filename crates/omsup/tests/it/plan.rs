@@ -28,13 +28,13 @@ fn timed(args: &[&str]) -> (Run, Duration) {
     (run, started.elapsed())
 }
 
-fn read_plan(world: &World) -> PlanFile {
+pub(crate) fn read_plan(world: &World) -> PlanFile {
     let text = std::fs::read_to_string(&world.plan_path).unwrap();
     toml::from_str(&text).unwrap()
 }
 
 /// Writes a variant of the world's plan file next to it and returns its path.
-fn write_plan(world: &World, name: &str, plan: &PlanFile) -> PathBuf {
+pub(crate) fn write_plan(world: &World, name: &str, plan: &PlanFile) -> PathBuf {
     let path = world.dir.join(name);
     std::fs::write(&path, toml::to_string(plan).unwrap()).unwrap();
     path
