@@ -13,6 +13,8 @@ pub struct Paths {
     pub run: PathBuf,
     /// The supervisor's component states (inside the container, not on a mount).
     pub supervisor_state: PathBuf,
+    /// `/etc/pki/nginx`: the HTTPS certificate and key, when mounted.
+    pub pki: PathBuf,
 }
 
 impl Paths {
@@ -28,6 +30,7 @@ impl Paths {
             store: root.join("home/ds/store"),
             run: root.join("home/ds/run"),
             supervisor_state: root.join("tmp/oms-sim-supervisor.status"),
+            pki: root.join("etc/pki/nginx"),
         }
     }
 }

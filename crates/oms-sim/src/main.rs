@@ -48,6 +48,12 @@
 //! config.yaml's scalars may be quoted or not (the docs write `oms_meta_port: 2883`, the
 //! OceanBase deployer `oms_meta_port: "2883"`); keys it does not use are ignored.
 //!
+//! `/oms/health` is served over HTTPS only when a certificate and its key are mounted at
+//! `/etc/pki/nginx/oms_server.crt` and `.key` (plain HTTP then gets nginx's 400), and can be made
+//! to answer chunked (`OMS_SIM_HEALTH_CHUNKED` / `sim-health-chunked`) or with another status
+//! (`OMS_SIM_HEALTH_STATUS` / `sim-health-status`, e.g. `500`, the JSON body unchanged); these
+//! two knobs are read on every request (see the `health` module).
+//!
 //! The health answer is `{"success":true,"data":{"healthy":<bool>,"version":"4.2.9-CE",
 //! "schemaVersion":<the newest rm.oms_version row, or null>}}`. Schema ladder (see
 //! [`schema::BASE`] and [`schema::LADDER`]): 4.1.0 base tables; 4.2.0 adds rm
@@ -204,6 +210,10 @@ async fn serve() -> Result<(), String> {
         schema::recorded_version(&pool, &config).await,
     );
     schema::register_host(&pool, &config, &host_ip, healthy).await;
+    let tls = health::tls_acceptor(&paths)?;
+    if tls.is_some() {
+        println!("[INFO] certificate mounted: the console serves HTTPS only");
+    }
     println!("OMS service start successfully");
     let components_delay: u64 = knob(
         &paths,
@@ -226,6 +236,8 @@ async fn serve() -> Result<(), String> {
         listener,
         state.clone(),
         own_version_text(),
+        paths.clone(),
+        tls,
     ));
 
     let mut ha_watch = ha::HaWatch::default();

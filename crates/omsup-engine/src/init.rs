@@ -421,13 +421,14 @@ pub fn build_plan(nodes: &[NodeSeen], options: &InitOptions) -> Result<PlanFile,
         timeouts: Timeouts::default(),
         ha: HaPolicy::default(),
         container,
+        health: Default::default(),
         mounts: if shared_mounts {
             all_mounts[0].clone()
         } else {
             None
         },
         regions: plan_regions,
-        state: None,
+        state: Default::default(),
     })
 }
 

@@ -364,9 +364,9 @@ async fn run(
             };
             let after = crate::health::verify_online(
                 &ctx.pool,
+                &ctx.dockers,
                 &ctx.plan_file,
                 &step.id,
-                &ips,
                 health_port,
             )
             .await?;

@@ -82,6 +82,8 @@ pub enum Failure {
     },
     #[error("the old container of node {node} ({container}) is gone: nothing to start")]
     OldContainerGone { node: String, container: String },
+    #[error("cannot check the health of node {node}: {detail}")]
+    HealthSetup { node: String, detail: String },
     #[error(
         "refusing to restore `{database}`: the OMS container `{container}` on node {node} is running and writes to the meta databases"
     )]
@@ -159,6 +161,12 @@ impl StepError {
                 failure: Failure::RestoreUnderLiveOms { .. },
                 ..
             } => Some("stop it first, then `omsup resume`"),
+            Self::Failed {
+                failure: Failure::HealthSetup { .. },
+                ..
+            } => Some(
+                "the node's container mounts an HTTPS certificate at /etc/pki/nginx/oms_server.crt, so its health is checked over HTTPS: check the certificate, or say how to trust it in the plan's `[health]` (`tls_verify`, `ca_file`), then `omsup resume`",
+            ),
             _ => None,
         }
     }

@@ -511,10 +511,11 @@ async fn verify_online(
     restarted: &[String],
 ) -> Result<UndoOutput, StepError> {
     let ips: Vec<String> = ctx.plan_file.nodes().map(|(_, n)| n.ip.clone()).collect();
-    let after = crate::health::verify_online(&ctx.pool, &ctx.plan_file, &step.id, &ips, |ip| {
-        ctx.health_port(ip)
-    })
-    .await?;
+    let after =
+        crate::health::verify_online(&ctx.pool, &ctx.dockers, &ctx.plan_file, &step.id, |ip| {
+            ctx.health_port(ip)
+        })
+        .await?;
     let mut images = BTreeMap::new();
     for ip in restarted {
         let container = &plan_node(ctx, step, ip)?.container;

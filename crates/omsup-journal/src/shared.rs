@@ -41,6 +41,15 @@ use crate::time::Timestamp;
 /// The database omsup keeps its shared state in, unless the plan names another.
 pub const DEFAULT_STATE_DATABASE: &str = "omsup_state";
 
+/// omsup's tables in its state database.
+const TABLES: [&str; 5] = [
+    "deployment_locks",
+    "lock_takeovers",
+    "journal_meta",
+    "runs",
+    "events",
+];
+
 /// The server's clock in milliseconds since the epoch.
 const SERVER_NOW_MS: &str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
 
@@ -119,6 +128,33 @@ fn is_duplicate_key(error: &sqlx::Error) -> bool {
 impl SharedState {
     /// Connects and creates omsup's database and tables when they are missing.
     pub async fn open(config: SharedStateConfig) -> Result<Self, JournalError> {
+        let state = Self::connect(config).await?;
+        state.create_schema().await?;
+        Ok(state)
+    }
+
+    /// Connects without creating anything (for commands that only read): `None` when omsup's
+    /// database or one of its tables is not there yet, i.e. nothing was ever kept there.
+    pub async fn open_existing(config: SharedStateConfig) -> Result<Option<Self>, JournalError> {
+        let state = Self::connect(config).await?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+        )
+        .bind(&state.inner.config.database)
+        .fetch_all(&state.inner.pool)
+        .await
+        .map_err(|source| state.database_error(source))?;
+        let complete = TABLES
+            .iter()
+            .all(|table| tables.iter().any(|existing| existing == table));
+        if !complete {
+            return Ok(None);
+        }
+        state.check_schema_version().await?;
+        Ok(Some(state))
+    }
+
+    async fn connect(config: SharedStateConfig) -> Result<Self, JournalError> {
         if !valid_state_database_name(&config.database) {
             return Err(JournalError::InvalidStateDatabase {
                 name: config.database.clone(),
@@ -134,11 +170,9 @@ impl SharedState {
             .connect_with(config.options.clone())
             .await
             .map_err(unreachable)?;
-        let state = Self {
+        Ok(Self {
             inner: Arc::new(SharedInner { config, pool }),
-        };
-        state.create_schema().await?;
-        Ok(state)
+        })
     }
 
     pub fn database(&self) -> &str {

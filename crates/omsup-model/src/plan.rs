@@ -35,12 +35,15 @@ pub struct PlanFile {
     /// Options of every new OMS container; each node may override them.
     #[serde(default)]
     pub container: ContainerOptions,
+    /// How omsup trusts a node's `/oms/health` answer over HTTPS.
+    #[serde(default, skip_serializing_if = "HealthCheck::is_default")]
+    pub health: HealthCheck,
     /// Host paths the old containers must mount (checked against what is observed); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
     /// Where omsup keeps its state in the meta database server (the deployment lock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<StateSettings>,
+    #[serde(default, skip_serializing_if = "StateSettings::is_default")]
+    pub state: StateSettings,
     /// The regions of the deployment, each with its heartbeat database and nodes.
     #[serde(rename = "region")]
     #[schemars(length(min = 1))]
@@ -81,6 +84,13 @@ pub struct StateSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_]+$"), length(min = 1, max = 64))]
     pub database: Option<String>,
+}
+
+impl StateSettings {
+    /// Nothing set: the section is left out when a plan file is written.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[state] backend`: where the journal lives.
@@ -241,6 +251,42 @@ pub enum HaAfter {
     /// HA on, whatever it was.
     On,
     /// HA off, whatever it was.
+    Off,
+}
+
+/// `[health]`: how omsup trusts a node's HTTPS health answer. A node answers `/oms/health`
+/// over HTTPS when its container mounts a certificate at `/etc/pki/nginx/oms_server.crt` (OMS's
+/// nginx then serves HTTPS only), else over plain HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// `deployment_cert` (default): the node must present the very certificate its container
+    /// mounts (read through Docker), whoever signed it; `ca`: a certificate chain to `ca_file`
+    /// that names the node's IP; `off`: not verified at all (`lint` warns).
+    #[serde(default)]
+    pub tls_verify: TlsVerify,
+    /// PEM file (on the machine running omsup) of the CA that signed the nodes' HTTPS
+    /// certificates; only with `tls_verify = "ca"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl HealthCheck {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How a node's HTTPS certificate is verified, see [`HealthCheck::tls_verify`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsVerify {
+    /// The certificate the node's container mounts, and nothing else.
+    #[default]
+    DeploymentCert,
+    /// A chain to `ca_file`, naming the node's IP.
+    Ca,
+    /// Not verified.
     Off,
 }
 

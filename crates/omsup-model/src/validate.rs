@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::findings::{FieldPath, Finding};
-use crate::plan::{ContainerOptions, Mounts, PlanFile};
+use crate::plan::{ContainerOptions, HealthCheck, Mounts, PlanFile, TlsVerify};
 use crate::upgrade::{UpgradeVerdict, rules};
 use crate::{DockerEndpoint, OmsVersion};
 
@@ -21,9 +21,41 @@ pub fn validate(plan: &PlanFile) -> Vec<Finding> {
         FieldPath::root().key("container"),
         &mut findings,
     );
+    check_health(&plan.health, FieldPath::root().key("health"), &mut findings);
     check_regions(plan, &mut findings);
     check_state(plan, &mut findings);
     findings
+}
+
+fn check_health(health: &HealthCheck, path: FieldPath, findings: &mut Vec<Finding>) {
+    match (health.tls_verify, &health.ca_file) {
+        (TlsVerify::Ca, None) => findings.push(
+            Finding::error(
+                "health-ca-file",
+                path.key("tls_verify"),
+                "`tls_verify = \"ca\"` without `ca_file`",
+            )
+            .with_hint("name the PEM file of the CA that signed the nodes' certificates in `ca_file`"),
+        ),
+        (TlsVerify::Ca, Some(file)) => check_absolute(file, path.key("ca_file"), findings),
+        (_, Some(_)) => findings.push(
+            Finding::error(
+                "health-ca-file",
+                path.key("ca_file"),
+                "`ca_file` is only read with `tls_verify = \"ca\"`",
+            )
+            .with_hint("set `tls_verify = \"ca\"`, or remove `ca_file` to trust the certificate each node's container mounts"),
+        ),
+        (TlsVerify::Off, None) => findings.push(
+            Finding::warning(
+                "health-tls-unverified",
+                path.key("tls_verify"),
+                "HTTPS health answers are not verified: anyone on the path can answer \"healthy\"",
+            )
+            .with_hint("remove `tls_verify` to trust exactly the certificate each node's container mounts, or use `tls_verify = \"ca\"` with `ca_file`"),
+        ),
+        (TlsVerify::DeploymentCert, None) => {}
+    }
 }
 
 fn check_versions(plan: &PlanFile, findings: &mut Vec<Finding>) {
@@ -213,11 +245,7 @@ fn check_meta_db(plan: &PlanFile, findings: &mut Vec<Finding>) {
 /// `[state] database` is omsup's own: not rm, cm or a heartbeat database (omsup backs those up
 /// and restores them, OMS migrates them).
 fn check_state(plan: &PlanFile, findings: &mut Vec<Finding>) {
-    let Some(database) = plan
-        .state
-        .as_ref()
-        .and_then(|state| state.database.as_ref())
-    else {
+    let Some(database) = plan.state.database.as_ref() else {
         return;
     };
     let path = FieldPath::root().key("state").key("database");
@@ -563,10 +591,10 @@ mod tests {
             ("omsup_state".to_owned(), false),
         ];
         for (database, refused) in &cases {
-            plan.state = Some(crate::plan::StateSettings {
+            plan.state = crate::plan::StateSettings {
                 backend: crate::plan::StateBackend::default(),
                 database: Some(database.clone()),
-            });
+            };
             assert_eq!(
                 codes(&plan).contains(&"state-database"),
                 *refused,

@@ -286,9 +286,9 @@ fn ensure_pki(hosts: &[NodeHost]) -> Result<()> {
     Ok(())
 }
 
-/// `openssl req -x509`: a P-256 key `<name>-key.pem` and its certificate (`ca.pem` for the CA,
-/// else `<name>-cert.pem`), self-signed or signed by `issuer`.
-fn certificate(
+/// `openssl req -x509`: a P-256 key `<name>-key.pem` and its certificate (`<name>.pem` when
+/// self-signed, else `<name>-cert.pem`), self-signed or signed by `issuer`.
+pub(crate) fn certificate(
     dir: &Path,
     name: &str,
     common_name: &str,

@@ -134,6 +134,7 @@ pub fn ensure(nodes: usize) -> Result<Services> {
         ("ssh", "openssh-client"),
         ("ssh-keygen", "openssh-client"),
         ("openssl", "openssl"),
+        ("curl", "curl"),
         ("socat", "socat"),
         ("ip", "iproute2"),
         ("nsenter", "util-linux"),

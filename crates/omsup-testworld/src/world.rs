@@ -23,7 +23,6 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt};
 use omsup_model::plan;
 use sqlx::{AssertSqlSafe, MySqlPool};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::hosts::{self, NodeHost};
 use crate::services::{self, Services};
@@ -63,6 +62,10 @@ pub struct WorldSpec {
     /// How config.yaml is written: as the docs write it (`oms_meta_port: 2883`) or as the
     /// OceanBase deployer does (every scalar a quoted string).
     pub config_style: ConfigStyle,
+    /// True: every node's container mounts an HTTPS certificate (generated at world-up time,
+    /// signed by a CA of the world's own, the node's IP as its subject alternative name), so
+    /// the simulator serves `/oms/health` over HTTPS only.
+    pub https: bool,
 }
 
 /// Settings an operator put on an OMS container with `docker run` beyond the documented ones
@@ -178,6 +181,7 @@ impl WorldSpec {
             private_hosts: false,
             operator: OperatorSettings::default(),
             config_style: ConfigStyle::default(),
+            https: false,
         }
     }
 
@@ -203,7 +207,22 @@ pub struct WorldNode {
     /// Host directory holding this node's mounts (`conf/config.yaml`, `logs`, `store`, `run`).
     pub dir: PathBuf,
     pub cm_nodes: Vec<String>,
+    /// The node's HTTPS certificate, with [`WorldSpec::https`].
+    pub certificate: Option<NodeCertificate>,
 }
+
+/// A node's HTTPS certificate and key (host paths, mounted where OMS reads them) and the
+/// world's CA that signed it.
+#[derive(Debug, Clone)]
+pub struct NodeCertificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// Where OMS reads its HTTPS certificate and key.
+pub const CERT_MOUNT: &str = "/etc/pki/nginx/oms_server.crt";
+pub const KEY_MOUNT: &str = "/etc/pki/nginx/oms_server.key";
 
 impl WorldNode {
     pub fn config_path(&self) -> PathBuf {
@@ -221,7 +240,7 @@ impl WorldNode {
 
     /// `host:container` binds exactly as production mounts them.
     pub fn binds(&self) -> Vec<String> {
-        vec![
+        let mut binds = vec![
             format!(
                 "{}:/home/admin/conf/config.yaml",
                 self.config_path().display()
@@ -229,7 +248,41 @@ impl WorldNode {
             format!("{}:/home/admin/logs", self.logs_dir().display()),
             format!("{}:/home/ds/store", self.store_dir().display()),
             format!("{}:/home/ds/run", self.run_dir().display()),
-        ]
+        ];
+        if let Some(certificate) = &self.certificate {
+            binds.push(format!("{}:{CERT_MOUNT}", certificate.cert.display()));
+            binds.push(format!("{}:{KEY_MOUNT}", certificate.key.display()));
+        }
+        binds
+    }
+
+    /// Where the node answers `/oms/health` (port 8089): over HTTPS when it has a certificate.
+    pub fn health_url(&self) -> String {
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}:8089/oms/health", self.ip)
+    }
+
+    /// `GET` [`WorldNode::health_url`], verified against the world's CA (see [`http_get`]).
+    pub async fn health_answer(&self) -> std::result::Result<HttpAnswer, String> {
+        http_get(
+            &self.health_url(),
+            self.certificate.as_ref().map(|c| c.ca.as_path()),
+        )
+        .await
+    }
+
+    /// Polls [`WorldNode::health_answer`] until it says healthy.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<()> {
+        wait_healthy_at(
+            &self.health_url(),
+            self.certificate.as_ref().map(|c| c.ca.as_path()),
+            timeout,
+        )
+        .await
     }
 
     pub fn docker(&self) -> Result<Docker> {
@@ -453,8 +506,12 @@ impl World {
                     host,
                     dir: dir.join(format!("node{index}")),
                     cm_nodes,
+                    certificate: None,
                 });
             }
+        }
+        if spec.https {
+            world_certificates(&dir, &id, &mut nodes)?;
         }
         let world = World {
             id,
@@ -565,7 +622,7 @@ impl World {
         }
         self.seed(&pool).await?;
         for node in &self.nodes {
-            wait_healthy(&node.ip, Duration::from_secs(60)).await?;
+            node.wait_healthy(Duration::from_secs(60)).await?;
         }
         self.wait_online(Duration::from_secs(30)).await?;
         self.write_plan()?;
@@ -846,8 +903,9 @@ impl World {
                 privileged: Some(false),
                 ..Default::default()
             },
+            health: plan::HealthCheck::default(),
             mounts: None,
-            state: None,
+            state: Default::default(),
             regions,
         };
         let text = toml::to_string(&plan_file)
@@ -1189,44 +1247,138 @@ pub async fn exec_init(
     .await
 }
 
-/// `GET http://<ip>:8089/oms/health` → `data.healthy`, or `None` when nothing answers.
-pub async fn health(ip: &str) -> Option<bool> {
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect((ip, 8089)),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    stream
-        .write_all(
-            format!("GET /oms/health HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .ok()?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response))
-        .await
-        .ok()?
-        .ok()?;
-    let body = response.split("\r\n\r\n").nth(1)?;
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    json["data"]["healthy"].as_bool()
+/// What an HTTP server answered: the status, the header lines, the (de-chunked) body.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<String>,
+    pub body: String,
 }
 
-/// Polls [`health`] until it says healthy.
+impl HttpAnswer {
+    /// The body as JSON, `Err` naming the status and body when it is not a 2xx JSON answer.
+    pub fn json(&self) -> std::result::Result<serde_json::Value, String> {
+        if !(200..300).contains(&self.status) {
+            return Err(format!("HTTP {}: {}", self.status, self.body));
+        }
+        serde_json::from_str(&self.body).map_err(|e| format!("not JSON ({e}): {}", self.body))
+    }
+
+    /// `data.healthy` of a 2xx JSON answer.
+    pub fn healthy(&self) -> Option<bool> {
+        self.json().ok()?["data"]["healthy"].as_bool()
+    }
+
+    /// Whether a header line `name: value` is present (name and value case-insensitive).
+    pub fn has_header(&self, name: &str, value: &str) -> bool {
+        self.headers.iter().any(|line| {
+            line.split_once(':').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case(name) && v.trim().eq_ignore_ascii_case(value)
+            })
+        })
+    }
+}
+
+/// `GET url` with curl: an HTTP client independent of omsup's own, so that the simulator and
+/// omsup are not only checked against each other. `ca`: verify HTTPS against this CA (curl
+/// also checks that the certificate names the address). `Err` with curl's message when no HTTP
+/// answer came (nothing listens, TLS refused, timeout).
+pub async fn http_get(url: &str, ca: Option<&Path>) -> std::result::Result<HttpAnswer, String> {
+    let mut command = tokio::process::Command::new("curl");
+    command
+        .args(["--silent", "--show-error", "--include", "--http1.1"])
+        .args(["--max-time", "2", "--noproxy", "*"]);
+    if let Some(ca) = ca {
+        command.arg("--cacert").arg(ca);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run curl (`cargo xtask services` installs it): {e}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head in {text:?}"))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status line in {head:?}"))?;
+    Ok(HttpAnswer {
+        status,
+        headers: lines.map(str::to_owned).collect(),
+        body: body.to_owned(),
+    })
+}
+
+/// `data.healthy` of `GET http://<ip>:8089/oms/health` (plain HTTP), or `None` when no 2xx
+/// JSON answer comes.
+pub async fn health(ip: &str) -> Option<bool> {
+    http_get(&format!("http://{ip}:8089/oms/health"), None)
+        .await
+        .ok()?
+        .healthy()
+}
+
+/// Polls plain-HTTP [`health`] until it says healthy.
 pub async fn wait_healthy(ip: &str, timeout: Duration) -> Result<()> {
+    wait_healthy_at(&format!("http://{ip}:8089/oms/health"), None, timeout).await
+}
+
+async fn wait_healthy_at(url: &str, ca: Option<&Path>, timeout: Duration) -> Result<()> {
     let started = Instant::now();
+    let mut last = String::new();
     while started.elapsed() < timeout {
-        if health(ip).await == Some(true) {
-            return Ok(());
+        match http_get(url, ca).await {
+            Ok(answer) if answer.healthy() == Some(true) => return Ok(()),
+            Ok(answer) => last = format!("HTTP {}: {}", answer.status, answer.body),
+            Err(error) => last = error,
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(Error::Timeout(format!(
-        "node {ip} was not healthy within {timeout:?}"
+        "{url} was not healthy within {timeout:?} (last: {last})"
     )))
+}
+
+/// A CA of the world's own (`<dir>/pki/ca.pem`) and one certificate per node signed by it, the
+/// node's IP as its subject alternative name, made with openssl as an operator would.
+fn world_certificates(dir: &Path, id: &str, nodes: &mut [WorldNode]) -> Result<()> {
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki)
+        .map_err(|e| Error::io(format!("cannot create {}", pki.display()), e))?;
+    hosts::certificate(
+        &pki,
+        "ca",
+        &format!("omsup test world {id} CA"),
+        "basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n",
+        None,
+    )?;
+    let (ca, ca_key) = (pki.join("ca.pem"), pki.join("ca-key.pem"));
+    for node in nodes {
+        let name = format!("node{}", node.index);
+        hosts::certificate(
+            &pki,
+            &name,
+            &node.ip,
+            &format!(
+                "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:{}\n",
+                node.ip
+            ),
+            Some((&ca, &ca_key)),
+        )?;
+        node.certificate = Some(NodeCertificate {
+            cert: pki.join(format!("{name}-cert.pem")),
+            key: pki.join(format!("{name}-key.pem")),
+            ca: ca.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Polls `check` every 100 ms until it gives a value, for at most `timeout`: how tests wait for

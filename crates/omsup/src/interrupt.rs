@@ -5,11 +5,13 @@
 //! SIGINT stops the process at once ([`exit_codes::INTERRUPTED_AT_ONCE`]): the journal keeps
 //! every intent, so `resume` closes the steps left in flight and runs them again.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit_codes;
+use crate::progress::{ProgressSink, note};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
@@ -19,8 +21,9 @@ pub fn requested() -> bool {
 }
 
 /// Listens for SIGINT and SIGTERM for the rest of the process (call inside the runtime, once
-/// the command is about to change something). Replaces the default action (death).
-pub fn install() {
+/// the command is about to change something). Replaces the default action (death). What it
+/// says goes to `progress` as notes.
+pub fn install(progress: Arc<dyn ProgressSink>) {
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -38,15 +41,22 @@ pub fn install() {
             interrupts += 1;
             if interrupts == 1 {
                 REQUESTED.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\n{name} received: starting no new step; the running steps finish (each \
-                     within its timeout) and are journaled. Press Ctrl-C again to stop at once."
+                note(
+                    progress.as_ref(),
+                    format!(
+                        "{name} received: starting no new step; the running steps finish (each \
+                         within its timeout) and are journaled. Press Ctrl-C again to stop at once."
+                    ),
                 );
             } else {
-                eprintln!(
-                    "\n{name} again: stopping at once. The journal keeps the run: `omsup resume` \
-                     continues it (steps cut off now run again)."
+                note(
+                    progress.as_ref(),
+                    format!(
+                        "{name} again: stopping at once. The journal keeps the run: `omsup resume` \
+                         continues it (steps cut off now run again)."
+                    ),
                 );
+                progress.finish();
                 std::process::exit(i32::from(exit_codes::INTERRUPTED_AT_ONCE));
             }
         }

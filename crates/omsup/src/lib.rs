@@ -44,7 +44,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match commands::run(cli.command, &style) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprint!("{}", error.render(&style));
+            anstream::eprint!("{}", error.render(&style));
             ExitCode::from(error.exit_code())
         }
     }

@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 use crate::commands::common::journal_error;
 use crate::commands::plan::read_plan_file;
 use crate::exit_codes;
-use crate::progress::{Event, ProgressSink};
+use crate::progress::{Event, ProgressSink, note};
 use crate::report::CliError;
 use crate::runner::{Earlier, Failpoints, RunReport, Runner};
 use crate::style::Style;
@@ -62,7 +62,7 @@ pub(crate) fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
         .with_hint("review what is shown above, then run the command again with `--yes`")
         .with_exit_code(exit_codes::REFUSED));
     }
-    eprint!("{question} Only `yes` is accepted: ");
+    anstream::eprint!("{question} Only `yes` is accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -125,11 +125,12 @@ pub(crate) async fn journaled_plan_file(
     lock: &DeploymentLock,
     journaled: JournaledPlanFile<'_>,
     style: &Style,
+    progress: &dyn ProgressSink,
 ) -> Result<(PlanFile, omsup_exec::secrets::Secrets), CliError> {
     let path = journaled
         .given
         .map_or_else(|| PathBuf::from(journaled.path), Path::to_path_buf);
-    let plan_file = plan_file_for_resume(&path, journaled.text, style)?;
+    let plan_file = plan_file_for_resume(&path, journaled.text, style, progress)?;
     let secrets = secrets_for(&plan_file, journal)?;
     crate::shared_lock::share_lock(
         lock,
@@ -163,13 +164,17 @@ pub(crate) async fn reopen(
     what: &str,
     total_steps: usize,
     yes: bool,
+    progress: &dyn ProgressSink,
 ) -> Result<RunWriter, CliError> {
     let run_id = &run.info.run_id;
-    eprintln!(
-        "Resuming {what} `{run_id}` of deployment `{}`: {} of {total_steps} steps left ({}).",
-        journal.deployment(),
-        total_steps.saturating_sub(run.steps_done()),
-        where_it_stopped(run)
+    note(
+        progress,
+        format!(
+            "Resuming {what} `{run_id}` of deployment `{}`: {} of {total_steps} steps left ({}).",
+            journal.deployment(),
+            total_steps.saturating_sub(run.steps_done()),
+            where_it_stopped(run)
+        ),
     );
     confirm(&format!("Resume {what} `{run_id}`?"), yes)?;
     let writer = journal
@@ -231,9 +236,10 @@ pub(crate) struct Drive<'a, X: Executor> {
 /// then finishes the run and reports. Apply, resume and rollback all end here.
 pub(crate) async fn drive<X: Executor>(
     drive: Drive<'_, X>,
-    progress: &dyn ProgressSink,
-    style: &Style,
+    progress: &std::sync::Arc<dyn ProgressSink>,
 ) -> Result<u8, CliError> {
+    let sink = progress.clone();
+    let progress = progress.as_ref();
     let run_id = drive.writer.run_id().to_string();
     let earlier = match drive.before {
         Some(run) => Earlier::read(run, drive.executor).map_err(|message| {
@@ -250,7 +256,7 @@ pub(crate) async fn drive<X: Executor>(
         steps: drive.steps.iter().map(|s| s.id.to_string()).collect(),
         already_done: earlier.done.iter().map(ToString::to_string).collect(),
     });
-    crate::interrupt::install();
+    crate::interrupt::install(sink);
     let runner = Runner {
         writer: drive.writer,
         progress,
@@ -259,7 +265,7 @@ pub(crate) async fn drive<X: Executor>(
         redact: vec![drive.secret.to_owned()],
     };
     let report = runner.run(drive.steps, &earlier, drive.executor).await;
-    finish(drive.writer, &run_id, report, progress, style, drive.what).await
+    finish(drive.writer, &run_id, report, progress, drive.what).await
 }
 
 /// Ends a run in the journal, emits `run_finished`, prints the summary and what to do next.
@@ -268,7 +274,6 @@ async fn finish(
     run_id: &str,
     report: RunReport,
     progress: &dyn ProgressSink,
-    style: &Style,
     what: &str,
 ) -> Result<u8, CliError> {
     if report.interrupted && report.journal_error.is_none() {
@@ -280,6 +285,21 @@ async fn finish(
         RunOutcome::Failed
     };
     let finished = writer.finish(outcome).await;
+    if report.is_success() && finished.is_ok() {
+        let downtime = report
+            .downtime
+            .map(|d| format!("; downtime window {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default();
+        note(
+            progress,
+            format!(
+                "{} complete: run `{run_id}`: {} steps in {:.1} s{downtime}.",
+                capitalize(what),
+                report.succeeded.len(),
+                report.took.as_secs_f64(),
+            ),
+        );
+    }
     progress.event(&Event::RunFinished {
         run_id: run_id.to_owned(),
         outcome: outcome.as_str().to_owned(),
@@ -292,16 +312,6 @@ async fn finish(
     progress.finish();
     finished.map_err(journal_error)?;
     if report.is_success() {
-        let downtime = report
-            .downtime
-            .map(|d| format!("; downtime window {:.1} s", d.as_secs_f64()))
-            .unwrap_or_default();
-        eprintln!(
-            "{} run `{run_id}`: {} steps in {:.1} s{downtime}.",
-            style.green(&format!("{} complete:", capitalize(what))),
-            report.succeeded.len(),
-            report.took.as_secs_f64(),
-        );
         return Ok(exit_codes::SUCCESS);
     }
     let failed: Vec<&str> = report.failed.iter().map(|f| f.step.as_str()).collect();
@@ -358,6 +368,31 @@ async fn interrupted(
     progress: &dyn ProgressSink,
     what: &str,
 ) -> Result<u8, CliError> {
+    note(
+        progress,
+        format!(
+            "Interrupted: {what} run `{run_id}` stopped after {:.1} s: {} steps done in this attempt, \
+             {} failed, {} not started; every step that ran has its outcome in the journal.",
+            report.took.as_secs_f64(),
+            report.succeeded.len(),
+            report.failed.len(),
+            report.not_started.len()
+        ),
+    );
+    for failure in &report.failed {
+        note(
+            progress,
+            format!("  failed: `{}`: {}", failure.step, failure.message),
+        );
+    }
+    if let Some(down) = down_now(writer).await {
+        note(progress, format!("{}.", down.headline(Timestamp::now())));
+        note(progress, format!("Ways out: {}.", down.ways_out()));
+    }
+    note(
+        progress,
+        format!("Continue with: {}", continue_command(writer).await),
+    );
     progress.event(&Event::RunFinished {
         run_id: run_id.to_owned(),
         outcome: "interrupted".to_owned(),
@@ -368,22 +403,6 @@ async fn interrupted(
         not_started: report.not_started.len(),
     });
     progress.finish();
-    eprintln!(
-        "Interrupted: {what} run `{run_id}` stopped after {:.1} s: {} steps done in this attempt, \
-         {} failed, {} not started; every step that ran has its outcome in the journal.",
-        report.took.as_secs_f64(),
-        report.succeeded.len(),
-        report.failed.len(),
-        report.not_started.len()
-    );
-    for failure in &report.failed {
-        eprintln!("  failed: `{}`: {}", failure.step, failure.message);
-    }
-    if let Some(down) = down_now(writer).await {
-        eprintln!("{}.", down.headline(Timestamp::now()));
-        eprintln!("Ways out: {}.", down.ways_out());
-    }
-    eprintln!("Continue with: {}", continue_command(writer).await);
     Ok(exit_codes::INTERRUPTED)
 }
 
@@ -425,12 +444,13 @@ fn capitalize(text: &str) -> String {
 }
 
 /// The plan file to resume with: the one the run began with, or a changed one when every
-/// change is harmless (only `[timeouts]`, comments or formatting); otherwise a refusal naming
+/// change is harmless (only `[timeouts]`, `[health]`, comments or formatting); otherwise a refusal naming
 /// the changed sections.
 pub(crate) fn plan_file_for_resume(
     path: &Path,
     original_text: &str,
     style: &Style,
+    progress: &dyn ProgressSink,
 ) -> Result<PlanFile, CliError> {
     let original: PlanFile = toml::from_str(original_text).map_err(|error| {
         CliError::new("the journal's copy of the plan file cannot be read")
@@ -439,9 +459,12 @@ pub(crate) fn plan_file_for_resume(
     let (current, bytes) = match read_plan_file(path, style) {
         Ok(read) => read,
         Err(error) if !path.exists() => {
-            eprintln!(
-                "note: the plan file `{}` is gone; resuming with the copy kept in the journal",
-                path.display()
+            note(
+                progress,
+                format!(
+                    "the plan file `{}` is gone; resuming with the copy kept in the journal",
+                    path.display()
+                ),
             );
             drop(error);
             return Ok(original);
@@ -457,21 +480,27 @@ pub(crate) fn plan_file_for_resume(
         .filter(|section| !HARMLESS_SECTIONS.contains(&section.as_str()))
         .collect();
     if changed.is_empty() {
-        eprintln!(
-            "note: the plan file `{}` changed only in comments or formatting since the run began",
-            path.display()
+        note(
+            progress,
+            format!(
+                "the plan file `{}` changed only in comments or formatting since the run began",
+                path.display()
+            ),
         );
         return Ok(original);
     }
     if harmful.is_empty() {
-        eprintln!(
-            "note: the plan file `{}` changed in {} since the run began; harmless, resuming with the new values",
-            path.display(),
-            changed
-                .iter()
-                .map(|s| format!("[{s}]"))
-                .collect::<Vec<_>>()
-                .join(", ")
+        note(
+            progress,
+            format!(
+                "the plan file `{}` changed in {} since the run began; harmless, resuming with the new values",
+                path.display(),
+                changed
+                    .iter()
+                    .map(|s| format!("[{s}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
         return Ok(current);
     }
@@ -496,8 +525,9 @@ pub(crate) fn plan_file_for_resume(
     .with_exit_code(exit_codes::REFUSED))
 }
 
-/// Sections of the plan file a resume accepts changes in.
-const HARMLESS_SECTIONS: &[&str] = &["timeouts"];
+/// Sections of the plan file a resume accepts changes in: how long to wait, and how health is
+/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates).
+const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health"];
 
 /// The top-level sections whose values differ.
 fn changed_sections(before: &PlanFile, after: &PlanFile) -> Vec<String> {

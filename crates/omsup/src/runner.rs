@@ -163,7 +163,7 @@ impl Failpoints {
                 Moment::Before => "before",
                 Moment::After => "after",
             };
-            eprintln!("failpoint: killing omsup {when} step `{step}`");
+            anstream::eprintln!("failpoint: killing omsup {when} step `{step}`");
             // As if killed: no destructor runs, the lock row and the journal stay as they are.
             let _ = rustix::process::kill_process(
                 rustix::process::getpid(),

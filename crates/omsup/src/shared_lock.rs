@@ -17,8 +17,8 @@ pub(crate) fn shared_state_config(plan: &PlanFile, secrets: &Secrets) -> SharedS
     let meta = &plan.meta_db;
     let database = plan
         .state
-        .as_ref()
-        .and_then(|state| state.database.as_deref())
+        .database
+        .as_deref()
         .unwrap_or(DEFAULT_STATE_DATABASE);
     SharedStateConfig::new(
         &meta.host,
@@ -78,9 +78,12 @@ pub(crate) async fn server_lock_holder(
 ) -> Result<(String, Option<omsup_journal::LockHolder>), String> {
     let plan = crate::commands::common::plan_of(plan_file).map_err(|error| error.message)?;
     let secrets = crate::commands::common::secrets_of(&plan).map_err(|error| error.message)?;
-    let state = SharedState::open(shared_state_config(&plan, &secrets))
+    let Some(state) = SharedState::open_existing(shared_state_config(&plan, &secrets))
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())?
+    else {
+        return Ok(("the meta database server (never used)".to_owned(), None));
+    };
     let holder = state
         .lock_holder(&plan.meta_db.rm, timing)
         .await

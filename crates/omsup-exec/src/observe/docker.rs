@@ -262,8 +262,18 @@ pub(crate) async fn download_config_yaml(
     docker: &Docker,
     container: &str,
 ) -> Result<Vec<u8>, ConfigYamlError> {
+    download_file(docker, container, CONFIG_YAML_PATH).await
+}
+
+/// The bytes of one file of `container` (at most [`MAX_CONFIG_BYTES`]), read through Docker's
+/// archive API: works on a stopped container too, and over any transport.
+pub(crate) async fn download_file(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+) -> Result<Vec<u8>, ConfigYamlError> {
     let options = DownloadFromContainerOptionsBuilder::default()
-        .path(CONFIG_YAML_PATH)
+        .path(path)
         .build();
     let download = docker
         .download_from_container(container, Some(options))

@@ -10,6 +10,7 @@ mod clients;
 mod config_yaml;
 pub mod discover;
 mod docker;
+pub(crate) use docker::download_file;
 mod meta_db;
 mod node_space;
 pub(crate) mod operator;

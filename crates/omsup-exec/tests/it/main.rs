@@ -2,4 +2,5 @@
 //! Needs `cargo xtask services` and `cargo xtask sim-images`; fails loudly without them.
 
 mod apply;
+mod health;
 mod rollback;

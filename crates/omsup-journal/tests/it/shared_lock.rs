@@ -234,21 +234,28 @@ async fn a_meta_user_without_the_privilege_gets_a_clear_error_naming_the_grant()
         "{hint}"
     );
     assert!(!message.contains(password) && !hint.contains(password));
-    let exists: Option<String> = sqlx::query_scalar(
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-    )
-    .bind(&database)
-    .fetch_optional(&server.admin)
-    .await
-    .unwrap();
-    assert_eq!(exists, None, "nothing was created");
+    assert!(!server.has_database(&database).await, "nothing was created");
 }
 
 #[tokio::test]
 async fn the_state_database_is_created_on_first_use_and_reused() {
     let server = server().await;
     let database = unique("omsup_state_t");
+    let never_used = SharedState::open_existing(server.config(&database))
+        .await
+        .unwrap();
+    assert!(never_used.is_none(), "nothing kept there yet");
+    assert!(
+        !server.has_database(&database).await,
+        "a reader creates nothing"
+    );
     let first = SharedState::open(server.config(&database)).await.unwrap();
+    assert!(
+        SharedState::open_existing(server.config(&database))
+            .await
+            .unwrap()
+            .is_some()
+    );
     let second = SharedState::open(server.config(&database)).await.unwrap();
     assert_eq!(first.database(), second.database());
     let tables: Vec<String> = sqlx::query_scalar(

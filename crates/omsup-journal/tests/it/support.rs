@@ -113,6 +113,17 @@ impl Server {
         )
     }
 
+    pub async fn has_database(&self, database: &str) -> bool {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        )
+        .bind(database)
+        .fetch_optional(&self.admin)
+        .await
+        .unwrap();
+        found.is_some()
+    }
+
     pub async fn drop_database(&self, database: &str) {
         sqlx::query(AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS `{database}`"

@@ -291,3 +291,51 @@ async fn two_regions_get_their_own_heartbeat_databases_and_cm_nodes() {
     );
     world.down().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_a_certificate_mounted_health_is_https_only_and_can_answer_chunked_or_failing() {
+    let world = up(WorldSpec {
+        https: true,
+        // Hosts of its own: a fresh daemon loads this build's simulator images (a shared
+        // host keeps whatever image an earlier build tagged).
+        private_hosts: true,
+        ..one_node()
+    })
+    .await;
+    let node = &world.nodes[0];
+    // curl verifies the certificate against the world's CA and that it names the node's IP.
+    let answer = node.health_answer().await.unwrap();
+    assert!(node.health_url().starts_with("https://"));
+    assert_eq!(answer.healthy(), Some(true), "{answer:?}");
+
+    let plain = world::http_get(&format!("http://{}:8089/oms/health", node.ip), None)
+        .await
+        .unwrap();
+    assert_eq!(plain.status, 400, "{plain:?}");
+    assert!(
+        plain
+            .body
+            .contains("The plain HTTP request was sent to HTTPS port"),
+        "{plain:?}"
+    );
+
+    let chunked_knob = node.run_dir().join("sim-health-chunked");
+    std::fs::write(&chunked_knob, "").unwrap();
+    let chunked = node.health_answer().await.unwrap();
+    assert!(
+        chunked.has_header("Transfer-Encoding", "chunked"),
+        "{chunked:?}"
+    );
+    assert_eq!(chunked.healthy(), Some(true), "{chunked:?}");
+    std::fs::remove_file(&chunked_knob).unwrap();
+
+    let status_knob = node.run_dir().join("sim-health-status");
+    std::fs::write(&status_knob, "503").unwrap();
+    let failing = node.health_answer().await.unwrap();
+    assert_eq!(failing.status, 503, "{failing:?}");
+    std::fs::remove_file(&status_knob).unwrap();
+    let answer = node.health_answer().await.unwrap();
+    assert_eq!((answer.status, answer.healthy()), (200, Some(true)));
+    assert!(answer.has_header("Content-Length", &answer.body.len().to_string()));
+    world.down().await.unwrap();
+}

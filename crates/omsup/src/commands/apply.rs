@@ -199,7 +199,6 @@ async fn apply_locked(
         },
         None,
         progress,
-        style,
     )
     .await
 }
@@ -211,6 +210,7 @@ pub(crate) async fn resume_apply(
     journal: &Journal,
     lock: &DeploymentLock,
     run: RunState,
+    progress: Arc<dyn ProgressSink>,
 ) -> Result<u8, CliError> {
     let document: ApplyDocument = run_document(journal, &run.info.run_id).await?;
     let (plan_file, secrets) = journaled_plan_file(
@@ -224,6 +224,7 @@ pub(crate) async fn resume_apply(
             force_unlock: args.force_unlock.as_deref(),
         },
         style,
+        progress.as_ref(),
     )
     .await?;
     let writer = reopen(
@@ -233,9 +234,9 @@ pub(crate) async fn resume_apply(
         "run",
         document.plan.steps.len(),
         args.yes,
+        progress.as_ref(),
     )
     .await?;
-    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_apply_run(
         ApplyRun {
             plan_file,
@@ -247,7 +248,6 @@ pub(crate) async fn resume_apply(
         },
         Some(&run),
         progress,
-        style,
     )
     .await
 }
@@ -268,7 +268,6 @@ async fn execute_apply_run(
     run: ApplyRun,
     before: Option<&RunState>,
     progress: Arc<dyn ProgressSink>,
-    style: &Style,
 ) -> Result<u8, CliError> {
     let run_id = run.writer.run_id().to_string();
     let mut context = ApplyContext::connect(run.plan_file, run.plan.clone(), run_id, run.secrets)
@@ -296,8 +295,7 @@ async fn execute_apply_run(
             parallelism: run.parallelism,
             secret: context.secrets.meta_password.expose(),
         },
-        progress.as_ref(),
-        style,
+        &progress,
     )
     .await
 }

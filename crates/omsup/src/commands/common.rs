@@ -125,14 +125,6 @@ pub fn secrets_of(plan: &PlanFile) -> Result<Secrets, CliError> {
     })
 }
 
-/// The plan's `[state] backend` (`local` unless it says otherwise).
-pub fn backend_of(plan: &PlanFile) -> StateBackend {
-    plan.state
-        .as_ref()
-        .map(|state| state.backend)
-        .unwrap_or_default()
-}
-
 /// Opens (creating it if needed) the journal of `plan`'s deployment where its `[state]
 /// backend` keeps it: in `state_dir`, or in omsup's database in the meta database server.
 /// The meta database password is registered as a secret the journal refuses to hold.
@@ -142,7 +134,7 @@ pub async fn open_journal(
     state_dir: &Path,
 ) -> Result<Journal, CliError> {
     let deployment = &plan.deployment.name;
-    let journal = match backend_of(plan) {
+    let journal = match plan.state.backend {
         StateBackend::Local => Journal::open(state_dir, deployment).await,
         StateBackend::MetaDb => {
             let config = crate::shared_lock::shared_state_config(plan, secrets);
@@ -157,18 +149,34 @@ pub async fn open_journal(
     Ok(journal)
 }
 
-/// Opens the journal that `-f FILE` and `--state-dir DIR` point at: with a plan file whose
-/// `[state] backend` is `meta_db`, the one in the meta database server (from any machine);
-/// otherwise the local one, which must exist.
+/// Opens the journal that `-f FILE` and `--state-dir DIR` point at, which must exist: with a
+/// plan file whose `[state] backend` is `meta_db`, the one in the meta database server (from
+/// any machine; nothing is created there); otherwise the local one.
 pub async fn open_existing_journal(
     file: Option<&Path>,
     state_dir: Option<&Path>,
 ) -> Result<Journal, CliError> {
     if let Some(file) = file {
         let plan = plan_of(file)?;
-        if backend_of(&plan) == StateBackend::MetaDb {
+        if plan.state.backend == StateBackend::MetaDb {
             let secrets = secrets_of(&plan)?;
-            return open_journal(&plan, &secrets, &state_dir_for(Some(file), state_dir)).await;
+            let config = crate::shared_lock::shared_state_config(&plan, &secrets);
+            let database = config.database.clone();
+            let Some(state) = SharedState::open_existing(config)
+                .await
+                .map_err(journal_error)?
+            else {
+                return Err(CliError::new(format!(
+                    "no journal for deployment `{}`: omsup's database `{database}` is not in the meta database server yet",
+                    plan.deployment.name
+                ))
+                .with_hint("a journal is created by the first `omsup apply`"));
+            };
+            let journal = Journal::open_shared(&state, &plan.meta_db.rm, &plan.deployment.name)
+                .await
+                .map_err(journal_error)?;
+            journal.register_secret(secrets.meta_password.expose());
+            return Ok(journal);
         }
     }
     let (state_dir, deployment) = locate_journal(file, state_dir)?;
@@ -185,10 +193,10 @@ pub async fn open_existing_journal(
 pub fn print_for(rendered: &str, format: ProgressFormat) {
     match format {
         ProgressFormat::Human => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = anstream::stdout().lock();
             let _ = stdout.write_all(rendered.as_bytes());
             let _ = stdout.flush();
         }
-        ProgressFormat::Jsonl => eprint!("{rendered}"),
+        ProgressFormat::Jsonl => anstream::eprint!("{rendered}"),
     }
 }

@@ -17,7 +17,7 @@ pub fn run(args: &GraphArgs, style: &Style) -> Result<u8, CliError> {
     let file = match (&args.source.file, &args.source.saved_plan) {
         (Some(file), _) => file,
         (None, Some(saved)) => {
-            print!("{}", render_dot(&read_saved_plan(saved)?.plan));
+            anstream::print!("{}", render_dot(&read_saved_plan(saved)?.plan));
             return Ok(exit_codes::SUCCESS);
         }
         (None, None) => unreachable!("clap requires a plan file or a saved plan"),
@@ -28,7 +28,7 @@ pub fn run(args: &GraphArgs, style: &Style) -> Result<u8, CliError> {
         &prepared.plan_file_bytes,
         &prepared.observation.world,
     );
-    print!("{}", render_dot(&upgrade));
+    anstream::print!("{}", render_dot(&upgrade));
     if report_observation_problems(&prepared.observation, style) > 0 {
         return Ok(exit_codes::FAILURE);
     }

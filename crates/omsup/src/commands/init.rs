@@ -86,7 +86,7 @@ pub fn run(args: &InitArgs, style: &Style) -> Result<u8, CliError> {
             Err(error) => {
                 unreadable += 1;
                 let hint = error.hint();
-                eprint!(
+                anstream::eprint!(
                     "{}",
                     CliError::from_error(&error).with_hint(hint).render(style)
                 );
@@ -117,7 +117,7 @@ pub fn run(args: &InitArgs, style: &Style) -> Result<u8, CliError> {
                     .with_cause(error.to_string())
             })?;
             let regions = plan.regions.len();
-            eprintln!(
+            anstream::eprintln!(
                 "wrote {}: {} node{} in {regions} region{}, {} → {}",
                 out.display(),
                 nodes.len(),
@@ -137,12 +137,12 @@ pub fn run(args: &InitArgs, style: &Style) -> Result<u8, CliError> {
                     format!("put the meta password in {} (mode 0600)", file.display())
                 }
             };
-            eprintln!(
+            anstream::eprintln!(
                 "next: check [image] and [backup], {password}, then `omsup plan -f {}`",
                 out.display()
             );
         }
-        None => print!("{text}"),
+        None => anstream::print!("{text}"),
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -155,7 +155,7 @@ fn plural(count: usize) -> &'static str {
 /// node that was not given. Without it the check is skipped, and a note says so.
 fn check_cm_hosts(plan: &PlanFile, style: &Style) -> Result<Vec<InitFinding>, CliError> {
     let Ok(secrets) = Secrets::from_plan(plan) else {
-        eprintln!(
+        anstream::eprintln!(
             "{} the cm database's `host` table was not checked for nodes left out: the meta password the plan names is not set",
             style.cyan("note:")
         );
@@ -165,7 +165,7 @@ fn check_cm_hosts(plan: &PlanFile, style: &Style) -> Result<Vec<InitFinding>, Cl
     match &observation.world.meta_db {
         MetaDbReach::Reachable(db) => Ok(hosts_not_given(plan, &db.hosts)),
         MetaDbReach::Unreachable { error } => {
-            eprintln!(
+            anstream::eprintln!(
                 "{} the cm database's `host` table was not checked for nodes left out: {error}",
                 style.cyan("note:")
             );
@@ -234,7 +234,7 @@ fn report_findings(args: &InitArgs, findings: &[InitFinding], style: &Style) -> 
                 error = error.with_hint("give each node once");
             }
         }
-        eprint!("{}", error.render(style));
+        anstream::eprint!("{}", error.render(style));
     }
     let mut error = CliError::new(format!(
         "{} problem{} in the deployment: no plan written",

@@ -126,7 +126,7 @@ pub fn run(args: &LintArgs, style: &Style) -> Result<u8, CliError> {
         LintFormat::Human => out.push_str(&summary_line(&report.summary, style)),
         LintFormat::Github => {}
     }
-    print!("{out}");
+    anstream::print!("{out}");
     Ok(if report.summary.unreadable > 0 {
         exit_codes::USAGE
     } else if report.summary.errors > 0 {

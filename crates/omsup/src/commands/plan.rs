@@ -15,7 +15,7 @@ use omsup_model::lint::lint_source;
 use omsup_model::{PlanFile, Severity};
 
 use crate::cli::{OutputFormat, PlanArgs};
-use crate::commands::common::{runtime, state_dir_for};
+use crate::commands::common::runtime;
 use crate::diagnostics::render_human;
 use crate::exit_codes;
 use crate::render::{render_plan_human, render_plan_json};
@@ -86,7 +86,7 @@ pub fn read_plan_file(path: &Path, style: &Style) -> Result<(PlanFile, Vec<u8>),
         .collect();
     {
         // Warnings are shown and do not block; errors are shown and refuse the file.
-        let mut stderr = std::io::stderr().lock();
+        let mut stderr = anstream::stderr().lock();
         for finding in &linted.findings {
             let _ = stderr.write_all(render_human(&display, &text, finding, style).as_bytes());
         }
@@ -105,7 +105,7 @@ pub fn read_plan_file(path: &Path, style: &Style) -> Result<(PlanFile, Vec<u8>),
 /// Prints every part of the world that could not be observed, as `error:` / `caused by:` /
 /// `hint:` blocks on stderr. Returns how many there were.
 pub fn report_observation_problems(observation: &Observation, style: &Style) -> usize {
-    let mut stderr = std::io::stderr().lock();
+    let mut stderr = anstream::stderr().lock();
     for problem in &observation.problems {
         let mut error = CliError::new(problem.to_string()).with_hint(problem.hint());
         for cause in problem.causes() {
@@ -129,17 +129,11 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         OutputFormat::Json => render_plan_json(&upgrade),
     };
     {
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = anstream::stdout().lock();
         let _ = stdout.write_all(rendered.as_bytes());
         let _ = stdout.flush();
     }
-    note_unfinished_run(
-        &args.file,
-        args.state.state_dir.as_deref(),
-        &prepared.plan_file,
-        &prepared.secrets,
-        style,
-    );
+    note_unfinished_run(&args.file, args.state.state_dir.as_deref(), style);
     let problems = report_observation_problems(&prepared.observation, style);
     let blocking = upgrade
         .diff
@@ -169,7 +163,7 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         let saved = SavedPlan::new(plan_file, upgrade.clone());
         write_saved_plan(out, &saved)?;
         tracing::info!(path = %out.display(), "saved the plan");
-        eprintln!(
+        anstream::eprintln!(
             "Saved the plan to `{}`; apply it with `omsup apply {}`",
             out.display(),
             out.display()
@@ -207,34 +201,17 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
 
 /// A plan is computed from the world as it is; when the journal holds an unfinished run, the
 /// user most likely wants `omsup resume` (or `rollback`) instead of a new apply: say so.
-fn note_unfinished_run(
-    file: &Path,
-    state_dir: Option<&Path>,
-    plan: &PlanFile,
-    secrets: &Secrets,
-    style: &Style,
-) {
-    let state_dir = state_dir_for(Some(file), state_dir);
-    let deployment = &plan.deployment.name;
+fn note_unfinished_run(file: &Path, state_dir: Option<&Path>, style: &Style) {
     let unfinished = runtime().ok().and_then(|runtime| {
         runtime.block_on(async {
-            let journal = match crate::commands::common::backend_of(plan) {
-                omsup_model::plan::StateBackend::Local => {
-                    omsup_journal::Journal::open_existing(&state_dir, deployment)
-                        .await
-                        .ok()?
-                }
-                omsup_model::plan::StateBackend::MetaDb => {
-                    crate::commands::common::open_journal(plan, secrets, &state_dir)
-                        .await
-                        .ok()?
-                }
-            };
+            let journal = crate::commands::common::open_existing_journal(Some(file), state_dir)
+                .await
+                .ok()?;
             journal.unfinished_run().await.ok().flatten()
         })
     });
     if let Some(run) = unfinished {
-        eprintln!(
+        anstream::eprintln!(
             "{} {} run `{}` of this deployment is unfinished; `omsup resume` continues it and `omsup rollback` undoes it (a new apply is refused until then)",
             style.yellow("note:"),
             run.info.kind,

@@ -51,7 +51,7 @@ pub fn run(args: &ReportArgs, _style: &Style) -> Result<u8, CliError> {
             CliError::new(format!("cannot write the report `{}`", out.display()))
                 .with_cause(error.to_string())
         })?;
-        println!("{}", out.display());
+        anstream::println!("{}", out.display());
         Ok(exit_codes::SUCCESS)
     })
 }

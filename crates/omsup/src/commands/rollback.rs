@@ -27,7 +27,7 @@ use crate::cli::{ResumeArgs, RollbackArgs};
 use crate::commands::apply::ApplyDocument;
 use crate::commands::common::{journal_error, open_existing_journal, print_for, runtime};
 use crate::exit_codes;
-use crate::progress::{ProgressSink, sink};
+use crate::progress::{ProgressSink, note, sink};
 use crate::report::CliError;
 use crate::run::{
     Drive, JournaledPlanFile, RunDocument, confirm, connection_failed, drive, journaled_plan_file,
@@ -80,6 +80,7 @@ async fn rollback_locked(
     journal: &Journal,
     lock: &DeploymentLock,
 ) -> Result<u8, CliError> {
+    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     if let Some(unfinished) = journal.unfinished_run().await.map_err(journal_error)?
         && unfinished.info.kind == RunKind::Rollback
     {
@@ -146,7 +147,10 @@ async fn rollback_locked(
         .into_iter()
         .any(|info| info.outcome == RunOutcome::Succeeded);
     if undone {
-        eprintln!("Run `{forward_id}` was already rolled back; nothing to undo.");
+        note(
+            progress.as_ref(),
+            format!("Run `{forward_id}` was already rolled back; nothing to undo."),
+        );
         return Ok(exit_codes::SUCCESS);
     }
     let document: ApplyDocument = run_document(journal, &forward_id).await?;
@@ -161,6 +165,7 @@ async fn rollback_locked(
             force_unlock: args.force_unlock.as_deref(),
         },
         style,
+        progress.as_ref(),
     )
     .await?;
 
@@ -214,7 +219,6 @@ async fn rollback_locked(
     )
     .await
     .map_err(connection_failed)?;
-    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_rollback_run(
         &writer,
         &context,
@@ -223,7 +227,6 @@ async fn rollback_locked(
         usize::from(args.parallelism),
         "rollback",
         progress,
-        style,
     )
     .await
 }
@@ -235,6 +238,7 @@ pub(crate) async fn resume_rollback(
     journal: &Journal,
     lock: &DeploymentLock,
     run: RunState,
+    progress: Arc<dyn ProgressSink>,
 ) -> Result<u8, CliError> {
     let run_id = run.info.run_id.clone();
     let document: RollbackDocument = run_document(journal, &run_id).await?;
@@ -255,6 +259,7 @@ pub(crate) async fn resume_rollback(
             force_unlock: args.force_unlock.as_deref(),
         },
         style,
+        progress.as_ref(),
     )
     .await?;
     let plan = &document.rollback;
@@ -265,6 +270,7 @@ pub(crate) async fn resume_rollback(
         "rollback run",
         plan.steps.len(),
         args.yes,
+        progress.as_ref(),
     )
     .await?;
     let context = UndoContext::connect(
@@ -277,7 +283,6 @@ pub(crate) async fn resume_rollback(
     )
     .await
     .map_err(connection_failed)?;
-    let progress: Arc<dyn ProgressSink> = Arc::from(sink(args.format, style));
     execute_rollback_run(
         &writer,
         &context,
@@ -286,7 +291,6 @@ pub(crate) async fn resume_rollback(
         usize::from(args.parallelism),
         "resume",
         progress,
-        style,
     )
     .await
 }
@@ -300,7 +304,6 @@ async fn execute_rollback_run(
     parallelism: usize,
     kind: &'static str,
     progress: Arc<dyn ProgressSink>,
-    style: &Style,
 ) -> Result<u8, CliError> {
     drive(
         Drive {
@@ -314,8 +317,7 @@ async fn execute_rollback_run(
             parallelism,
             secret: context.secrets.meta_password.expose(),
         },
-        progress.as_ref(),
-        style,
+        &progress,
     )
     .await
 }

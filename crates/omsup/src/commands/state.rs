@@ -13,8 +13,7 @@ use omsup_model::plan::StateBackend;
 
 use crate::cli::{BackendArg, MigrateArgs, StateCommand, StateCommandArgs};
 use crate::commands::common::{
-    backend_of, journal_error, open_existing_journal, open_journal, runtime, secrets_of,
-    state_dir_for,
+    journal_error, open_existing_journal, open_journal, runtime, secrets_of, state_dir_for,
 };
 use crate::commands::plan::read_plan_file;
 use crate::exit_codes;
@@ -31,7 +30,7 @@ pub fn run(args: &StateCommandArgs, style: &Style) -> Result<u8, CliError> {
 
 async fn migrate(args: &MigrateArgs, style: &Style) -> Result<u8, CliError> {
     let (plan, _) = read_plan_file(&args.file, style)?;
-    let from = backend_of(&plan);
+    let from = plan.state.backend;
     let to = match args.to {
         BackendArg::Local => StateBackend::Local,
         BackendArg::MetaDb => StateBackend::MetaDb,
@@ -49,10 +48,7 @@ async fn migrate(args: &MigrateArgs, style: &Style) -> Result<u8, CliError> {
     let state_dir = state_dir_for(Some(&args.file), args.state.state_dir.as_deref());
     let source = open_existing_journal(Some(&args.file), args.state.state_dir.as_deref()).await?;
     let mut destination_plan = plan.clone();
-    destination_plan
-        .state
-        .get_or_insert_with(Default::default)
-        .backend = to;
+    destination_plan.state.backend = to;
     let destination = open_journal(&destination_plan, &secrets, &state_dir).await?;
     let run_id = RunId::generate();
     let source_lock = lock(&source, &run_id).await?;

@@ -57,7 +57,7 @@ pub fn run_status(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
                 render_status_human(&journal, run.as_ref(), &rollbacks, &lock, now, style)
             }
         };
-        print!("{text}");
+        anstream::print!("{text}");
         Ok(exit_codes::SUCCESS)
     })
 }
@@ -80,7 +80,7 @@ pub fn run_history(args: &StateArgs, style: &Style) -> Result<u8, CliError> {
             })?,
             OutputFormat::Human => render_history_human(&journal, &runs, lock.as_ref(), now, style),
         };
-        print!("{text}");
+        anstream::print!("{text}");
         Ok(exit_codes::SUCCESS)
     })
 }

@@ -144,11 +144,21 @@ pub trait ProgressSink: Send + Sync {
 pub fn sink(format: ProgressFormat, style: &Style) -> Box<dyn ProgressSink> {
     match format {
         ProgressFormat::Jsonl => Box::new(JsonLines::new(std::io::stdout())),
-        ProgressFormat::Human if style.stderr_is_terminal => {
-            Box::new(LiveView::new(ProgressDrawTarget::stderr(), *style))
-        }
-        ProgressFormat::Human => Box::new(PlainLines::new(std::io::stderr(), *style)),
+        ProgressFormat::Human if style.stderr_is_terminal => Box::new(LiveView::new(
+            ProgressDrawTarget::stderr(),
+            style.for_stderr(),
+        )),
+        ProgressFormat::Human => Box::new(PlainLines::new(anstream::stderr(), *style)),
     }
+}
+
+/// A line for the operator during a run (resuming, a changed plan file, the summary, a
+/// signal), as an event: the human sinks show it, JSON Lines emits it as a `note`.
+pub fn note(progress: &dyn ProgressSink, message: impl Into<String>) {
+    progress.event(&Event::Note {
+        step: None,
+        message: message.into(),
+    });
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

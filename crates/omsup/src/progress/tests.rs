@@ -186,7 +186,10 @@ fn plain_lines_are_coloured_only_with_colour_on() {
         ..Style::plain()
     };
     let painted = plain_line(&failed, at(0), &coloured);
-    assert!(painted.contains("\x1b[1;31mFAIL \x1b[0m"), "{painted:?}");
+    assert!(
+        painted.contains("\x1b[1m\x1b[31mFAIL \x1b[0m"),
+        "{painted:?}"
+    );
 }
 
 #[test]

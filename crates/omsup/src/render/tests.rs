@@ -116,7 +116,7 @@ fn colour_only_when_the_style_says_so() {
         ..Style::plain()
     };
     let rendered = render_plan_human(&partial_plan_with_findings(), &coloured);
-    assert!(rendered.contains("\x1b[1;31merror[mount-mismatch]\x1b[0m"));
+    assert!(rendered.contains("\x1b[1m\x1b[31merror[mount-mismatch]\x1b[0m"));
     assert!(rendered.contains("\x1b[32m+env IS_UPGRADE=true\x1b[0m"));
 }
 

@@ -563,3 +563,83 @@ async fn crash_matrix_part_3() {
 async fn crash_matrix_part_4() {
     matrix_part("crash matrix", 3, 4, crash_then_resume).await;
 }
+
+#[tokio::test]
+async fn nodes_with_a_certificate_are_verified_online_over_https() {
+    let world = up(WorldSpec {
+        https: true,
+        // Hosts of its own: a fresh daemon loads this build's simulator images (a shared
+        // host keeps whatever image an earlier build tagged).
+        private_hosts: true,
+        ..WorldSpec::two_nodes()
+    })
+    .await;
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    let run = omsup(&["apply", "-f", &plan, "--yes"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_upgraded(&world, &before, "health over HTTPS").await;
+    for node in &world.nodes {
+        // The new container mounts the same certificate and serves HTTPS only.
+        let answer = node.health_answer().await.unwrap();
+        assert_eq!(answer.healthy(), Some(true), "{}: {answer:?}", node.ip);
+        assert_eq!(
+            omsup_testworld::world::health(&node.ip).await,
+            None,
+            "{}: plain HTTP answered",
+            node.ip
+        );
+    }
+}
+
+/// With `--format jsonl`, what a human would read during a run is an event too: resuming a
+/// killed apply says so, and the summary, as `note` events on stdout, nothing on stderr.
+#[tokio::test]
+async fn with_format_jsonl_the_resume_and_summary_lines_are_note_events() {
+    let world = up(WorldSpec::two_nodes()).await;
+    let plan = plan_arg(&world);
+    let killed = omsup_env(
+        &["apply", "-f", &plan, "--yes"],
+        &[("OMSUP_FAILPOINTS", "after:preflight")],
+    );
+    assert_ne!(killed.code, 0, "{}", show(&killed));
+    let lock = crate::support::held_lock_id(&plan).expect("the killed run holds the lock");
+    let run = omsup(&[
+        "resume",
+        "-f",
+        &plan,
+        "--yes",
+        "--force-unlock",
+        &lock,
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let notes: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "note")
+        .map(|event| event["message"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.starts_with("Resuming run `")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.starts_with("Apply complete: run `")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        events.last().map(|event| &event["type"]),
+        Some(&Value::from("run_finished"))
+    );
+    assert!(
+        !run.stderr.contains("Resuming") && !run.stderr.contains("complete"),
+        "a note went to stderr instead:\n{}",
+        run.stderr
+    );
+}

@@ -45,26 +45,6 @@ async fn oms_version_rows(world: &World) -> u64 {
         .0
 }
 
-/// The node's answer to `GET /oms/health` (`{"data": {"healthy", "version", "schemaVersion"}}`).
-async fn health_answer(ip: &str) -> Value {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect((ip, 8089))
-        .await
-        .unwrap_or_else(|e| panic!("nothing answers on {ip}:8089: {e}"));
-    let request = format!("GET /oms/health HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
-        .await
-        .unwrap_or_else(|_| panic!("{ip}:8089 did not answer within 5 s"))
-        .unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no body from {ip}: {response}"));
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{ip} answered {body}: {e}"))
-}
-
 /// Every node ONLINE in cm.host, running the 4.2.9 image, healthy with the meta schema recorded
 /// at 4.2.9 (the newest `rm.oms_version` row); a second plan has nothing left to do.
 pub(crate) async fn assert_online_on_4_2_9(world: &World, context: &str) {
@@ -87,7 +67,11 @@ pub(crate) async fn assert_online_on_4_2_9(world: &World, context: &str) {
             "{context}: the container on node {}",
             node.ip
         );
-        let health = health_answer(&node.ip).await;
+        let health = node
+            .health_answer()
+            .await
+            .and_then(|answer| answer.json())
+            .unwrap_or_else(|e| panic!("{context}: {}: {e}", node.health_url()));
         assert_eq!(
             (
                 &health["data"]["healthy"],
