@@ -12,7 +12,8 @@ use omsup_model::upgrade::{UpgradeVerdict, rules};
 use omsup_model::{OmsVersion, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::observed::{Bind, DockerReach, MetaDbReach, ObservedContainer, ObservedWorld};
+use crate::container::ContainerSpec;
+use crate::observed::{DockerReach, MetaDbReach, ObservedContainer, ObservedWorld};
 
 /// The fixed paths inside the OMS container, and the plan's name for each.
 pub const FIXED_MOUNTS: [(&str, &str); 4] = [
@@ -83,11 +84,9 @@ pub struct NodeChange {
     pub kept_as: Option<String>,
     /// Whether the target image must be loaded on this node's daemon.
     pub load_image: bool,
-    /// The old container's environment and the new one's (`IS_UPGRADE`, `OMS_HOST_IP`, extras).
-    pub env_before: BTreeMap<String, String>,
-    pub env_after: BTreeMap<String, String>,
-    /// The host mounts the new container reuses, exactly.
-    pub binds: Vec<Bind>,
+    /// The old container's own settings (without what its image brings, no secret values):
+    /// what the new container's spec (`start-new`'s) is computed from, and diffed against.
+    pub container_before: Option<ContainerSpec>,
     /// `cm_nodes` from the node's config.yaml.
     pub cm_nodes: Vec<String>,
     /// Where `/oms/health` answers: config.yaml's `nginx_server_port` (8089 by default).
@@ -190,30 +189,20 @@ impl Diff {
     }
 }
 
-/// What [`redact_env`] writes instead of a secret-looking value.
+/// What the plan shows instead of a secret-looking value (see [`is_secret_key`]).
 pub const REDACTED: &str = "<redacted>";
 
-/// A copy of `env` with the value of every secret-looking variable (`*PASSWORD*`, `*PASSWD*`,
-/// `*SECRET*`, `*TOKEN*`, `*CREDENTIAL*`, `*_KEY`) replaced by [`REDACTED`]: the diff is shown,
-/// saved and logged, so it never holds a secret. The executors read the real environment from
-/// the old container, never from the diff.
-pub fn redact_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    env.iter()
-        .map(|(key, value)| {
-            let upper = key.to_ascii_uppercase();
-            let secret = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"]
-                .iter()
-                .any(|word| upper.contains(word))
-                || upper.ends_with("_KEY")
-                || upper == "KEY";
-            let value = if secret {
-                REDACTED.to_owned()
-            } else {
-                value.clone()
-            };
-            (key.clone(), value)
-        })
-        .collect()
+/// Whether a variable's name looks like it holds a secret (`*PASSWORD*`, `*PASSWD*`,
+/// `*SECRET*`, `*TOKEN*`, `*CREDENTIAL*`, `*_KEY`). The plan is shown, saved and journaled, so
+/// such a value never enters it: apply copies it from the old container when it creates the
+/// new one ([`crate::container::EnvValue::FromOldContainer`]).
+pub fn is_secret_key(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"]
+        .iter()
+        .any(|word| upper.contains(word))
+        || upper.ends_with("_KEY")
+        || upper == "KEY"
 }
 
 /// The name an old container is kept under: `<name>-omsup-<version>`.
@@ -252,9 +241,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             version_before: None,
             kept_as: None,
             load_image: false,
-            env_before: BTreeMap::new(),
-            env_after: BTreeMap::new(),
-            binds: Vec::new(),
+            container_before: None,
             cm_nodes: Vec::new(),
             health_port: DEFAULT_HEALTH_PORT,
         };
@@ -300,8 +287,7 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
         // An OMS started by image id has no tag to read; the image's labels or environment
         // (read by the observer) come first, then what the meta database records.
         change.version_before = container.version.or(recorded_version);
-        change.env_before = redact_env(&container.env);
-        change.binds = container.binds.clone();
+        change.container_before = Some(crate::container::own_spec(container));
         change.cm_nodes = container
             .config
             .as_ref()
@@ -315,14 +301,6 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
         if let Some(config) = &container.config {
             check_config_records(plan, region, &subject, container, config, &mut findings);
         }
-        let resolved = plan.container.resolve(node.container_overrides.as_ref());
-        change.env_after = redact_env(&container.env);
-        change.env_after.extend(redact_env(&resolved.env));
-        change
-            .env_after
-            .insert("OMS_HOST_IP".into(), node.ip.clone());
-        change.env_after.insert("IS_UPGRADE".into(), "true".into());
-
         let runs_target = docker
             .target_image_id
             .as_deref()
@@ -330,7 +308,6 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
             || container.image == plan.image.tag;
         if runs_target {
             change.state = NodeState::Upgraded;
-            change.env_after = change.env_before.clone();
             change.load_image = false;
             nodes.push(change);
             continue;
@@ -354,6 +331,12 @@ pub fn diff(plan: &PlanFile, observed: &ObservedWorld) -> Diff {
                     node.container, container.status
                 ),
             ));
+        }
+        if container.image_defaults.is_none() {
+            findings.push(
+                PreflightFinding::new(Severity::Error, "image-defaults-unknown", &subject, format!("cannot inspect image `{}` of `{}`: the environment and labels the operator set cannot be told from the image's", container.image_id, node.container))
+                    .hint("check that the old image is still on the node (`docker image inspect`); without it the new container would copy the old image's defaults"),
+            );
         }
         if container.config.is_none() {
             findings.push(PreflightFinding::new(

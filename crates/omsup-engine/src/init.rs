@@ -22,9 +22,7 @@ use omsup_model::plan::{
 use crate::diff::FIXED_MOUNTS;
 use crate::observed::ObservedContainer;
 
-/// Where the HTTPS certificate and key are mounted in an OMS container.
-pub const HTTPS_CERT_MOUNT: &str = "/etc/pki/nginx/oms_server.crt";
-pub const HTTPS_KEY_MOUNT: &str = "/etc/pki/nginx/oms_server.key";
+pub use crate::container::{HTTPS_CERT_MOUNT, HTTPS_KEY_MOUNT};
 
 /// How the meta database is reached, as config.yaml says (`oms_meta_host`, `oms_meta_port`,
 /// `oms_meta_user`). Never the password.

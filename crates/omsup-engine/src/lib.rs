@@ -4,6 +4,7 @@
 //! and [`observed::ObservedWorld`]; outputs are plain data ([`steps::UpgradePlan`]) that the
 //! CLI renders and the executors run.
 
+pub mod container;
 pub mod diff;
 pub mod init;
 pub mod observed;

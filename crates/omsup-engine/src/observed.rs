@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use omsup_model::OmsVersion;
 use serde::{Deserialize, Serialize};
 
+pub use crate::container::{ContainerSettings, ImageDefaults};
+
 /// Everything observed about one deployment at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedWorld {
@@ -82,6 +84,13 @@ pub struct ObservedContainer {
     pub labels: BTreeMap<String, String>,
     /// The node's config.yaml, read from the container (Docker's archive API).
     pub config: Option<ObservedOmsConfig>,
+    /// The rest of its create settings (restart policy, log options, ulimits, limits, ...).
+    #[serde(default)]
+    pub settings: ContainerSettings,
+    /// What its image brings (`Env`, `Labels`), to tell the operator's settings from the
+    /// image's; `None` when the image could not be inspected.
+    #[serde(default)]
+    pub image_defaults: Option<ImageDefaults>,
 }
 
 /// A bind mount: a host path at a container path.
@@ -307,5 +316,26 @@ fn container_facts(
     facts.insert(key("binds"), binds.join(","));
     if let Some(config) = &container.config {
         facts.insert(key("config_yaml"), config.sha256.clone());
+    }
+    if what != "container" {
+        return;
+    }
+    // The operator's own settings: the new container is created from them, so a changed one
+    // is a changed fact (secret-looking values redacted).
+    facts.insert(
+        key("image_defaults"),
+        if container.image_defaults.is_some() {
+            "read"
+        } else {
+            "unknown"
+        }
+        .into(),
+    );
+    let mut settings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in crate::container::own_spec(container).lines() {
+        settings.entry(line.key).or_default().push(line.value);
+    }
+    for (name, values) in settings {
+        facts.insert(key(&format!("own[{name}]")), values.join(","));
     }
 }

@@ -27,6 +27,7 @@ use omsup_model::StepId;
 use omsup_model::step_id::names;
 use serde::{Deserialize, Serialize};
 
+use crate::container::RestartPolicy;
 use crate::outputs::{Capture, HaConfig, StepOutput, UndoOutput};
 use crate::step::{Builder, Kind, Step};
 use crate::steps::StepKind;
@@ -86,9 +87,13 @@ pub enum UndoKind {
     RestoreDatabase {
         database: String,
     },
-    /// Renames the kept old container back, starts it and waits until it is ready.
+    /// Renames the kept old container back, gives it back its restart policy (`start-new`
+    /// set it to `no` while it is kept), starts it and waits until it is ready.
     StartOld {
         node: String,
+        /// The policy it had (the one `start-new`'s spec copied from it).
+        #[serde(default)]
+        restart_policy: Option<RestartPolicy>,
     },
     /// Every node ONLINE and healthy; `restarted` are the nodes whose old container came back.
     VerifyOnline {
@@ -120,7 +125,7 @@ impl Kind for UndoKind {
             Self::HaOff => StepId::undo_ha_off(),
             Self::RemoveNew { node } => StepId::undo_remove_new(node),
             Self::RestoreDatabase { database } => StepId::undo_restore(database),
-            Self::StartOld { node } => StepId::undo_start_old(node),
+            Self::StartOld { node, .. } => StepId::undo_start_old(node),
             Self::VerifyOnline { .. } => StepId::undo_online_verify(),
             Self::HaRestore { .. } => StepId::undo_ha_restore(),
         }
@@ -139,7 +144,7 @@ impl Kind for UndoKind {
 
     fn node(&self) -> Option<&str> {
         match self {
-            Self::RemoveNew { node } | Self::StartOld { node } => Some(node),
+            Self::RemoveNew { node } | Self::StartOld { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -179,6 +184,7 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
     let mut notes = Vec::new();
     let mut stopped: BTreeSet<&str> = BTreeSet::new();
     let mut started_new: BTreeSet<&str> = BTreeSet::new();
+    let mut restart_policies: BTreeMap<&str, Option<RestartPolicy>> = BTreeMap::new();
     let mut pruned: BTreeSet<&str> = BTreeSet::new();
     let mut backups: BTreeMap<&str, Option<String>> = BTreeMap::new();
     let mut init_reached = false;
@@ -207,7 +213,8 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
                 };
                 backups.insert(database, file);
             }
-            StepKind::StartNew { node } => {
+            StepKind::StartNew { node, container } => {
+                restart_policies.insert(node.as_str(), container.settings.restart_policy.clone());
                 started_new.insert(node);
                 stopped.insert(node);
             }
@@ -347,6 +354,7 @@ pub fn plan_rollback(undoes_run: &str, reached: &[ForwardStep]) -> RollbackPlan 
         starts.push(b.add(
             UndoKind::StartOld {
                 node: (*node).to_owned(),
+                restart_policy: restart_policies.get(node).cloned().flatten(),
             },
             deps,
             format!(
@@ -488,7 +496,14 @@ mod tests {
         }
         for node in NODES {
             steps.push(succeeded(
-                StepKind::StartNew { node: node.into() },
+                StepKind::StartNew {
+                    node: node.into(),
+                    container: Box::new(crate::container::own_spec(&crate::synthetic::container(
+                        node,
+                        "4.2.9",
+                        vec![],
+                    ))),
+                },
                 StepOutput::StartNew(StartNewOutput {
                     old_container_id: Some(format!("old-{node}")),
                     kept_as: "oms-omsup-4.2.8".into(),

@@ -53,6 +53,7 @@ use omsup_model::step_id::names;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::container::ContainerSpec;
 use crate::diff::{DatabaseRole, Diff, NodeState};
 use crate::observed::ObservedWorld;
 use crate::outputs::StepOutput;
@@ -78,8 +79,11 @@ pub enum StepKind {
     Backup {
         database: String,
     },
+    /// Keeps the old container under its kept name and creates and starts `container`,
+    /// exactly (computed by [`crate::container::upgrade_spec`] when planning).
     StartNew {
         node: String,
+        container: Box<ContainerSpec>,
     },
     WaitReady {
         node: String,
@@ -114,7 +118,7 @@ impl StepKind {
             Self::PruneHeartbeats { database, .. } => Compensation::RestoreDatabases {
                 databases: vec![database.clone()],
             },
-            Self::StartNew { node } => Compensation::ReplaceNewWithOld { node: node.clone() },
+            Self::StartNew { node, .. } => Compensation::ReplaceNewWithOld { node: node.clone() },
             Self::Init { .. } => Compensation::RestoreMetaDatabases,
             Self::HaRestore => Compensation::TurnHaOff,
         }
@@ -165,7 +169,7 @@ impl Kind for StepKind {
             Self::StopOld { node } => StepId::stop_old(node),
             Self::PruneHeartbeats { region, .. } => StepId::prune_heartbeats(region),
             Self::Backup { database } => StepId::backup(database),
-            Self::StartNew { node } => StepId::start_new(node),
+            Self::StartNew { node, .. } => StepId::start_new(node),
             Self::WaitReady { node } => StepId::wait_ready(node),
             Self::Init {
                 scope: InitScope::Region(region),
@@ -197,7 +201,7 @@ impl Kind for StepKind {
         match self {
             Self::LoadImage { node }
             | Self::StopOld { node }
-            | Self::StartNew { node }
+            | Self::StartNew { node, .. }
             | Self::WaitReady { node } => Some(node),
             Self::Init { run_on, .. } => Some(run_on),
             _ => None,
@@ -277,6 +281,14 @@ impl UpgradePlan {
             .iter()
             .filter(|n| n.state == NodeState::NeedsUpgrade)
             .count()
+    }
+
+    /// The container `node[ip].start-new` creates, exactly.
+    pub fn new_container(&self, ip: &str) -> Option<&ContainerSpec> {
+        self.steps.iter().find_map(|step| match &step.kind {
+            StepKind::StartNew { node, container } if node == ip => Some(container.as_ref()),
+            _ => None,
+        })
     }
 
     /// The steps grouped by lane, in order.
@@ -433,13 +445,22 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
                 .filter(|(region, _)| region.as_ref().is_none_or(|r| r == &node.region))
                 .map(|(_, id)| id.clone()),
         );
+        let (Some(old), Some(declared)) = (
+            &node.container_before,
+            plan.nodes().find(|(_, n)| n.ip == node.ip).map(|(_, n)| n),
+        ) else {
+            continue; // never: a node to upgrade has an observed container and a plan entry
+        };
+        let container =
+            crate::container::upgrade_spec(old, plan, declared, &StepId::start_new(&node.ip));
         let start = b.add(
             StepKind::StartNew {
                 node: node.ip.clone(),
+                container: Box::new(container),
             },
             deps,
             format!(
-                "rename {} -> {}; docker run {} with the same mounts and IS_UPGRADE=true",
+                "rename {} -> {}; docker run {} with the old container's own settings and IS_UPGRADE=true",
                 node.container,
                 node.kept_as.as_deref().unwrap_or("?"),
                 node.image_after
@@ -567,7 +588,8 @@ pub fn plan(
     }
 }
 
-/// A plan saved by `plan --out`, bound to what was observed. Version 1.
+/// A plan saved by `plan --out`, bound to what was observed. Version 2 (`start-new` carries
+/// the new container's spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub format_version: u32,
@@ -584,9 +606,12 @@ pub struct FactChange {
 }
 
 impl SavedPlan {
+    /// The version this omsup writes and reads.
+    pub const FORMAT_VERSION: u32 = 2;
+
     pub fn new(plan_file: String, plan: UpgradePlan) -> Self {
         Self {
-            format_version: 1,
+            format_version: Self::FORMAT_VERSION,
             plan_file,
             plan,
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use omsup_model::PlanFile;
 
+use crate::container::{ContainerSettings, ImageDefaults, RestartPolicy, Ulimit};
 use crate::observed::{
     Bind, ClientCheck, DockerReach, MetaDbReach, ObservedBackupDir, ObservedClients,
     ObservedContainer, ObservedDatabase, ObservedDocker, ObservedMetaDb, ObservedNode,
@@ -56,8 +57,12 @@ pub fn container(ip: &str, version: &str, cm_nodes: Vec<String>) -> ObservedCont
             read_only: false,
         })
         .collect(),
-        env: BTreeMap::from([("OMS_HOST_IP".into(), ip.into())]),
-        labels: BTreeMap::new(),
+        env: BTreeMap::from([
+            ("OMS_HOST_IP".into(), ip.into()),
+            ("OMS_VERSION".into(), format!("{version}-CE")),
+            ("TZ".into(), "Asia/Shanghai".into()),
+        ]),
+        labels: BTreeMap::from([("team".into(), "dba".into())]),
         config: Some(ObservedOmsConfig {
             cm_nodes,
             cm_region: None,
@@ -69,6 +74,26 @@ pub fn container(ip: &str, version: &str, cm_nodes: Vec<String>) -> ObservedCont
             oms_meta_user: None,
             nginx_server_port: Some(8089),
             sha256: "x".into(),
+        }),
+        settings: ContainerSettings {
+            tty: true,
+            open_stdin: true,
+            network_mode: Some("host".into()),
+            privileged: true,
+            ulimits: vec![Ulimit {
+                name: "nproc".into(),
+                soft: 65535,
+                hard: 65535,
+            }],
+            restart_policy: Some(RestartPolicy {
+                name: "always".into(),
+                maximum_retry_count: 0,
+            }),
+            ..ContainerSettings::default()
+        },
+        image_defaults: Some(ImageDefaults {
+            env: BTreeMap::from([("OMS_VERSION".into(), format!("{version}-CE"))]),
+            labels: BTreeMap::new(),
         }),
     }
 }

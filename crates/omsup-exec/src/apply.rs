@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use omsup_engine::StepId;
+use omsup_engine::container::ContainerSpec;
 use omsup_engine::diff::NodeChange;
+use omsup_engine::observed::Bind;
 use omsup_engine::outputs::{
     Capture, HaOffOutput, HaRestoreOutput, InitOutput, LoadImageOutput, Outputs, PreflightOutput,
     PruneHeartbeatsOutput, StartNewOutput, StepOutput, StopOldOutput, VerifyOnlineOutput,
@@ -26,7 +28,7 @@ use omsup_model::plan::PackageLocation;
 use sqlx::MySqlPool;
 
 use crate::backup::{self, ClientConnection};
-use crate::docker_actions::{self, NewContainerSpec};
+use crate::docker_actions;
 use crate::executor::{Executor, Failure, StepError};
 use crate::meta_actions;
 use crate::node_package;
@@ -335,7 +337,7 @@ async fn run(
             .map_err(StepError::backup(&step.id))?;
             Ok(StepOutput::Backup(manifest))
         }
-        StepKind::StartNew { node } => start_new(ctx, step, node).await,
+        StepKind::StartNew { node, container } => start_new(ctx, step, node, container).await,
         StepKind::WaitReady { node } => {
             let change = ctx.node(step, node)?;
             let waited = docker_actions::wait_ready(
@@ -409,7 +411,12 @@ async fn run(
     }
 }
 
-async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<StepOutput, StepError> {
+async fn start_new(
+    ctx: &ApplyContext,
+    step: &Step,
+    node: &str,
+    spec: &ContainerSpec,
+) -> Result<StepOutput, StepError> {
     let change = ctx.node(step, node)?;
     let docker = ctx.docker(step, node)?;
     let docker_err = StepError::docker(&step.id);
@@ -417,7 +424,7 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<StepOu
         .kept_as
         .clone()
         .ok_or_else(|| StepError::other(&step.id, "no name to keep the old container under"))?;
-    let current = docker.inspect_container(&change.container, None).await.ok();
+    let current = docker.inspect_container(&spec.name, None).await.ok();
     // Created by this run (a resumed step): leave it. Anything else under the name (the old
     // container, even one an earlier omsup run created) is renamed out of the way.
     let ours = current
@@ -425,7 +432,7 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<StepOu
         .and_then(docker_actions::run_label)
         .is_some_and(|run| run == ctx.run_id);
     if current.is_some() && !ours {
-        docker_actions::rename_container(docker, &change.container, &kept)
+        docker_actions::rename_container(docker, &spec.name, &kept)
             .await
             .map_err(&docker_err)?;
     }
@@ -437,42 +444,22 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<StepOu
             &kept,
         ))
         .map_err(&docker_err)?;
-    let binds: Vec<String> = old
-        .mounts
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m.typ.as_deref() == Some("bind"))
-        .map(|m| {
-            let suffix = if m.rw.unwrap_or(true) { "" } else { ":ro" };
-            format!(
-                "{}:{}{suffix}",
-                m.source.unwrap_or_default(),
-                m.destination.unwrap_or_default()
-            )
-        })
-        .collect();
-    let node_plan = ctx
-        .plan_file
-        .nodes()
-        .find(|(_, n)| n.ip == node)
-        .map(|(_, n)| n);
-    let options = ctx
-        .plan_file
-        .container
-        .resolve(node_plan.and_then(|n| n.container_overrides.as_ref()));
-    let spec = NewContainerSpec {
-        name: change.container.clone(),
-        image: ctx.plan_file.image.tag.clone(),
-        binds: binds.clone(),
-        host_ip: node.to_owned(),
-        options,
-        run_id: ctx.run_id.clone(),
-        step_id: step.id.to_string(),
-    };
-    let (id, created) = docker_actions::create_container(docker, &spec)
+    if crate::docker_spec::settings(&old).restart_policy.is_some() {
+        docker_actions::set_restart_policy(docker, &kept, None)
+            .await
+            .map_err(&docker_err)?;
+    }
+    let old_env = crate::docker_spec::env_map(
+        old.config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten(),
+    );
+    let (id, created) = docker_actions::create_container(docker, spec, &ctx.run_id, &old_env)
         .await
         .map_err(&docker_err)?;
-    docker_actions::start_container(docker, &change.container)
+    docker_actions::start_container(docker, &spec.name)
         .await
         .map_err(&docker_err)?;
     Ok(StepOutput::StartNew(StartNewOutput {
@@ -480,7 +467,7 @@ async fn start_new(ctx: &ApplyContext, step: &Step, node: &str) -> Result<StepOu
         kept_as: kept,
         new_container_id: id,
         created,
-        binds,
+        binds: spec.binds.iter().map(Bind::to_docker).collect(),
         health_port: change.health_port,
     }))
 }

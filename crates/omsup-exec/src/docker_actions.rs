@@ -1,28 +1,24 @@
 //! The upgrade's changes on a node's Docker daemon: load the image package, stop the old
-//! container and keep it under another name, create and start the new one with the old one's
-//! mounts, wait for readiness by polling, and run the init script through Docker exec.
+//! container and keep it under another name, create and start the new one exactly as the plan
+//! specifies it, wait for readiness by polling, and run the init script through Docker exec.
 //!
 //! Each action reads the container's state first, so repeating it is harmless; none sleeps
 //! blindly: every wait is a poll bounded by a timeout from the plan file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ImportImageOptionsBuilder, LogsOptionsBuilder,
     RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
-use omsup_model::plan::ResolvedContainerOptions;
+use omsup_engine::container::{ContainerSpec, MissingOldValue};
 
-/// Label on every container omsup creates: the run that created it.
-pub const LABEL_RUN_ID: &str = "omsup.run-id";
-/// Label on every container omsup creates: the step that created it.
-pub const LABEL_STEP_ID: &str = "omsup.step-id";
+pub use omsup_engine::container::{LABEL_RUN_ID, LABEL_STEP_ID};
 /// The line OMS logs when it has started (obd waits for it too).
 pub const READY_LOG_LINE: &str = "OMS service start successfully";
 /// The message `docker_init.sh` prints when the old version has no `oms_version` record.
@@ -100,6 +96,12 @@ pub enum DockerActionError {
         "a container named `{container}` exists and was not created by this run (its run label is {found})"
     )]
     NotOurs { container: String, found: String },
+    #[error("cannot create container `{container}`")]
+    OldValueMissing {
+        container: String,
+        #[source]
+        source: MissingOldValue,
+    },
     #[error(
         "the supervisor components of `{container}` were not all RUNNING after {waited:?} (`supervisorctl status`: {not_running}); init was not started"
     )]
@@ -258,36 +260,6 @@ pub async fn rename_container(
         .map_err(docker_error("cannot rename container", from))
 }
 
-/// Everything the new container is created with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewContainerSpec {
-    pub name: String,
-    pub image: String,
-    /// Exactly the old container's binds (`host:container[:ro]`).
-    pub binds: Vec<String>,
-    /// This node's IP (`OMS_HOST_IP`).
-    pub host_ip: String,
-    pub options: ResolvedContainerOptions,
-    pub run_id: String,
-    pub step_id: String,
-}
-
-impl NewContainerSpec {
-    /// The environment: the plan's extra variables, then `OMS_HOST_IP` and `IS_UPGRADE=true`,
-    /// which nothing can override (without `IS_UPGRADE` OMS re-initialises the meta data).
-    pub fn env(&self) -> Vec<String> {
-        let mut env: BTreeMap<&str, &str> = self
-            .options
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        env.insert("OMS_HOST_IP", &self.host_ip);
-        env.insert("IS_UPGRADE", "true");
-        env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
-}
-
 /// The run id a container is labelled with, if omsup created it.
 pub fn run_label(container: &bollard::models::ContainerInspectResponse) -> Option<&str> {
     container
@@ -299,58 +271,33 @@ pub fn run_label(container: &bollard::models::ContainerInspectResponse) -> Optio
         .map(String::as_str)
 }
 
-/// Creates the new container unless this run already did (a container with the name and this
-/// run's label: a resumed step). Returns its id and whether it was created now. A container
-/// with the name that this run did not create is an error, never reused.
+/// Creates `spec`'s container, exactly, unless this run already did (a container with the
+/// name and this run's label: a resumed step). `old_env` is the old container's environment,
+/// as inspected now: the secret-looking values the spec copies from it. Returns its id and
+/// whether it was created now. A container with the name that this run did not create is an
+/// error, never reused.
 pub async fn create_container(
     docker: &Docker,
-    spec: &NewContainerSpec,
+    spec: &ContainerSpec,
+    run_id: &str,
+    old_env: &BTreeMap<String, String>,
 ) -> Result<(String, bool), DockerActionError> {
     if let Ok(existing) = docker.inspect_container(&spec.name, None).await {
         return match run_label(&existing) {
-            Some(run) if run == spec.run_id => Ok((existing.id.unwrap_or_default(), false)),
+            Some(run) if run == run_id => Ok((existing.id.unwrap_or_default(), false)),
             found => Err(DockerActionError::NotOurs {
                 container: spec.name.clone(),
                 found: found.map_or_else(|| "absent".to_owned(), |run| format!("`{run}`")),
             }),
         };
     }
-    let mut binds = spec.binds.clone();
-    if let (Some(cert), Some(key)) = (&spec.options.https_cert, &spec.options.https_key) {
-        for (host, inside) in [
-            (cert, "/etc/pki/nginx/oms_server.crt"),
-            (key, "/etc/pki/nginx/oms_server.key"),
-        ] {
-            let bind = format!("{}:{inside}", host.display());
-            if !binds.iter().any(|b| b.split(':').nth(1) == Some(inside)) {
-                binds.push(bind);
-            }
-        }
-    }
-    let nproc = i64::try_from(spec.options.ulimit_nproc).unwrap_or(i64::MAX);
-    let body = ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        env: Some(spec.env()),
-        labels: Some(HashMap::from([
-            (LABEL_RUN_ID.to_owned(), spec.run_id.clone()),
-            (LABEL_STEP_ID.to_owned(), spec.step_id.clone()),
-        ])),
-        tty: Some(true),
-        open_stdin: Some(true),
-        host_config: Some(HostConfig {
-            binds: Some(binds),
-            network_mode: Some(spec.options.network.clone()),
-            privileged: Some(spec.options.privileged),
-            pids_limit: Some(spec.options.pids_limit),
-            ulimits: Some(vec![ResourcesUlimits {
-                name: Some("nproc".into()),
-                soft: Some(nproc),
-                hard: Some(nproc),
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let env = spec
+        .create_env(old_env)
+        .map_err(|source| DockerActionError::OldValueMissing {
+            container: spec.name.clone(),
+            source,
+        })?;
+    let body = crate::docker_spec::create_body(spec, env, spec.create_labels(run_id));
     let created = docker
         .create_container(
             Some(
@@ -363,6 +310,29 @@ pub async fn create_container(
         .await
         .map_err(docker_error("cannot create container", &spec.name))?;
     Ok((created.id, true))
+}
+
+/// Sets `name`'s restart policy (`None`: Docker's `no`). The old container kept for rollback
+/// gets `no`, or a host reboot would start it next to the new one (same host ports, same
+/// store); rollback gives it back the policy it had.
+pub async fn set_restart_policy(
+    docker: &Docker,
+    name: &str,
+    policy: Option<&omsup_engine::container::RestartPolicy>,
+) -> Result<(), DockerActionError> {
+    docker
+        .update_container(
+            name,
+            bollard::models::ContainerUpdateBody {
+                restart_policy: Some(crate::docker_spec::restart_policy(policy)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(docker_error(
+            "cannot set the restart policy of container",
+            name,
+        ))
 }
 
 /// Starts `name` unless it is running.
@@ -487,8 +457,11 @@ async fn wait_ready_inner(
         if logs.contains(READY_LOG_LINE) && state.running.unwrap_or(false) {
             return Ok(started.elapsed());
         }
-        if !state.running.unwrap_or(false)
-            && state.status.is_some_and(|s| s.to_string() == "exited")
+        // A container with a restart policy (kept from the old one) that exits is restarted
+        // by Docker: `restarting` (between its attempts, which back off) is the same failure
+        // as `exited`.
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        if state.restarting == Some(true) || (!state.running.unwrap_or(false) && status == "exited")
         {
             return Err(DockerActionError::ExitedBeforeReady {
                 container: name.to_owned(),
@@ -912,30 +885,6 @@ pub fn action_request_timeout(timeouts: &omsup_model::plan::Timeouts) -> std::ti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn new_container_env_always_sets_is_upgrade_and_host_ip() {
-        let mut options = omsup_model::plan::ContainerOptions::default().resolve(None);
-        options.env.insert("IS_UPGRADE".into(), "false".into());
-        options.env.insert("TZ".into(), "Asia/Shanghai".into());
-        let spec = NewContainerSpec {
-            name: "oms".into(),
-            image: "oms:feature_4.2.9-ce".into(),
-            binds: vec![],
-            host_ip: "10.0.0.2".into(),
-            options,
-            run_id: "r".into(),
-            step_id: "s".into(),
-        };
-        assert_eq!(
-            spec.env(),
-            [
-                "IS_UPGRADE=true",
-                "OMS_HOST_IP=10.0.0.2",
-                "TZ=Asia/Shanghai"
-            ]
-        );
-    }
 
     #[test]
     fn docker_timestamps_sort_by_time_whatever_their_fraction_length() {

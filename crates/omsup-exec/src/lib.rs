@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod backup;
 pub mod docker_actions;
+pub mod docker_spec;
 pub mod executor;
 pub mod health;
 pub mod link;

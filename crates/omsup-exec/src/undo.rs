@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
+use omsup_engine::container::RestartPolicy;
 use omsup_engine::outputs::{
     BackupManifest, BackupsVerifiedOutput, Capture, Outputs, RemoveNewOutput, RestoreOutput,
     StartOldOutput, StepOutput, UndoHaOffOutput, UndoHaRestoreOutput, UndoOutput,
@@ -160,7 +161,10 @@ pub async fn execute_undo(ctx: &UndoContext, step: &UndoStep) -> Result<UndoOutp
         }
         UndoKind::RemoveNew { node } => remove_new(ctx, step, node).await,
         UndoKind::RestoreDatabase { database } => restore(ctx, step, database).await,
-        UndoKind::StartOld { node } => start_old(ctx, step, node).await,
+        UndoKind::StartOld {
+            node,
+            restart_policy,
+        } => start_old(ctx, step, node, restart_policy.as_ref()).await,
         UndoKind::VerifyOnline { restarted } => verify_online(ctx, step, restarted).await,
         UndoKind::HaRestore { before } => ha_restore(ctx, step, before).await,
     }?;
@@ -319,6 +323,10 @@ async fn remove_new(
                 .await
                 .map_err(StepError::docker(&step.id))?;
         }
+        // Kept stopped: a host reboot must not start it next to the old one.
+        docker_actions::set_restart_policy(docker, &id, None)
+            .await
+            .map_err(StepError::docker(&step.id))?;
         return Ok(UndoOutput::RemoveNew(RemoveNewOutput {
             container_id: Some(id),
             was_running: stopped.was_running,
@@ -416,6 +424,7 @@ async fn start_old(
     ctx: &UndoContext,
     step: &UndoStep,
     node: &str,
+    restart_policy: Option<&RestartPolicy>,
 ) -> Result<UndoOutput, StepError> {
     let container = plan_node(ctx, step, node)?.container.clone();
     let docker = docker(ctx, step, node)?;
@@ -461,6 +470,11 @@ async fn start_old(
             ));
         }
         docker_actions::rename_container(docker, &id, &container)
+            .await
+            .map_err(StepError::docker(&step.id))?;
+    }
+    if restart_policy.is_some() {
+        docker_actions::set_restart_policy(docker, &container, restart_policy)
             .await
             .map_err(StepError::docker(&step.id))?;
     }

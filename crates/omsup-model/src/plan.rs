@@ -291,20 +291,23 @@ pub enum TlsVerify {
 }
 
 /// `[container]` (and a node's `[region.node.container_overrides]`): options of the new
-/// container. Unset fields take the documented defaults, see [`ContainerOptions::resolve`].
+/// container that win over the old container's. The new container is created with every
+/// setting of the old one (environment, labels, mounts, restart policy, log options, ulimits,
+/// limits, ...); an unset field here keeps the old container's value.
+/// [`ContainerOptions::resolve`] gives the documented values, for `omsup init` and checks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ContainerOptions {
-    /// Docker network mode; OMS documents `host`.
+    /// Docker network mode; OMS documents `host`. Unset: the old container's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// `--privileged`; documented `true`.
+    /// `--privileged`; documented `true`. Unset: the old container's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
-    /// `--pids-limit`; documented `-1` (unlimited).
+    /// `--pids-limit`; documented `-1` (unlimited). Unset: the old container's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
-    /// `--ulimit nproc=N:N`; documented 65535.
+    /// `--ulimit nproc=N:N`; documented 65535. Unset: the old container's ulimits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub ulimit_nproc: Option<u64>,
@@ -314,8 +317,8 @@ pub struct ContainerOptions {
     /// Host path of the HTTPS key, mounted at `/etc/pki/nginx/oms_server.key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_key: Option<PathBuf>,
-    /// Extra environment variables. `IS_UPGRADE` and `OMS_HOST_IP` are set by omsup and may
-    /// not appear here.
+    /// Environment variables set on the new container over the old container's own.
+    /// `IS_UPGRADE` and `OMS_HOST_IP` are set by omsup and may not appear here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
 }

@@ -10,7 +10,7 @@ pub mod hosts;
 pub mod services;
 pub mod world;
 
-pub use world::{ConfigStyle, RegionSpec, World, WorldNode, WorldSpec};
+pub use world::{ConfigStyle, OperatorSettings, RegionSpec, World, WorldNode, WorldSpec};
 
 /// What can go wrong bringing the test world up.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits, RestartPolicy,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -55,6 +57,8 @@ pub struct WorldSpec {
     /// it), for tests that cut a node's link or restart its daemon without touching other
     /// worlds. False: the shared hosts of the services.
     pub private_hosts: bool,
+    /// What the operator set on the old containers beyond the documented options.
+    pub operator: OperatorSettings,
     /// How config.yaml is written: as the docs write it (`oms_meta_port: 2883`) or as the
     /// OceanBase deployer does (every scalar a quoted string).
     pub config_style: ConfigStyle,
@@ -62,6 +66,49 @@ pub struct WorldSpec {
     /// signed by a CA of the world's own, the node's IP as its subject alternative name), so
     /// the simulator serves `/oms/health` over HTTPS only.
     pub https: bool,
+}
+
+/// Settings an operator put on an OMS container with `docker run` beyond the documented ones
+/// (`-e`, `--restart`, `--log-opt`, `--ulimit`, `--memory`, `--add-host`, `--label`): an
+/// upgrade must keep every one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSettings {
+    /// `-e KEY=value`
+    pub env: Vec<(String, String)>,
+    /// `--restart`
+    pub restart: Option<String>,
+    /// `--log-driver json-file --log-opt key=value`
+    pub log_options: Vec<(String, String)>,
+    /// `--ulimit name=soft:hard` (besides the documented nproc)
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// `--memory`, bytes
+    pub memory: Option<i64>,
+    /// `--add-host name:ip`
+    pub extra_hosts: Vec<String>,
+    /// `--label key=value`
+    pub labels: Vec<(String, String)>,
+}
+
+impl Default for OperatorSettings {
+    /// Some of each, as a production container may have them (a secret-looking variable
+    /// among them, whose value must reach the new container and no plan).
+    fn default() -> Self {
+        Self {
+            env: vec![
+                ("TZ".into(), "Asia/Shanghai".into()),
+                ("SIM_API_TOKEN".into(), "tok-3f9a-operator-secret".into()),
+            ],
+            restart: Some("always".into()),
+            log_options: vec![
+                ("max-size".into(), "10m".into()),
+                ("max-file".into(), "3".into()),
+            ],
+            ulimits: vec![("nofile".into(), 4096, 8192)],
+            memory: Some(1 << 30),
+            extra_hosts: vec!["oms-meta.internal:10.77.0.1".into()],
+            labels: vec![("com.example.team".into(), "dba".into())],
+        }
+    }
 }
 
 /// How a world writes its nodes' config.yaml.
@@ -132,6 +179,7 @@ impl WorldSpec {
             heartbeat_rows_per_region: 5_000,
             transports: Transports::default(),
             private_hosts: false,
+            operator: OperatorSettings::default(),
             config_style: ConfigStyle::default(),
             https: false,
         }
@@ -582,7 +630,7 @@ impl World {
     }
 
     /// Creates and starts this world's container on `node` with the production options (minus
-    /// `--privileged`, which these machines refuse).
+    /// `--privileged`, which these machines refuse) and the world's [`OperatorSettings`].
     pub async fn start_node(
         &self,
         docker: &Docker,
@@ -604,8 +652,25 @@ impl World {
         extra_env: &[String],
         labels: &[(&str, &str)],
     ) -> Result<()> {
+        let operator = &self.spec.operator;
         let mut env = vec![format!("OMS_HOST_IP={}", node.ip)];
+        env.extend(operator.env.iter().map(|(k, v)| format!("{k}={v}")));
         env.extend_from_slice(extra_env);
+        let mut ulimits = vec![ResourcesUlimits {
+            name: Some("nproc".into()),
+            soft: Some(65535),
+            hard: Some(65535),
+        }];
+        ulimits.extend(
+            operator
+                .ulimits
+                .iter()
+                .map(|(name, soft, hard)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                }),
+        );
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             env: Some(env),
@@ -613,6 +678,7 @@ impl World {
                 labels
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .chain(operator.labels.iter().cloned())
                     .collect(),
             ),
             tty: Some(true),
@@ -621,11 +687,18 @@ impl World {
                 binds: Some(node.binds()),
                 network_mode: Some("host".into()),
                 pids_limit: Some(-1),
-                ulimits: Some(vec![ResourcesUlimits {
-                    name: Some("nproc".into()),
-                    soft: Some(65535),
-                    hard: Some(65535),
-                }]),
+                ulimits: Some(ulimits),
+                restart_policy: operator.restart.as_ref().map(|name| RestartPolicy {
+                    name: name.parse().ok(),
+                    maximum_retry_count: None,
+                }),
+                log_config: (!operator.log_options.is_empty()).then(|| HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(operator.log_options.iter().cloned().collect()),
+                }),
+                memory: operator.memory,
+                extra_hosts: (!operator.extra_hosts.is_empty())
+                    .then(|| operator.extra_hosts.clone()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -1,5 +1,8 @@
 //! Which steps, which dependencies, which lanes.
 
+use std::collections::BTreeMap;
+
+use omsup_engine::container::EnvValue;
 use omsup_engine::plan;
 use omsup_engine::steps::UpgradePlan;
 
@@ -391,14 +394,28 @@ fn secret_looking_environment_values_never_reach_the_plan() {
     let saved =
         serde_json::to_string(&omsup_engine::SavedPlan::new("p".into(), planned.clone())).unwrap();
     assert!(!saved.contains("hunter2-secret-value") && !saved.contains("AKIA-value"));
-    let node = &planned.diff.nodes[0];
+    let new = planned.new_container("10.0.0.2").unwrap();
     assert_eq!(
-        node.env_before["TSDB_PASSWORD"],
-        omsup_engine::diff::REDACTED
+        new.env["TSDB_PASSWORD"],
+        EnvValue::FromOldContainer,
+        "kept, its value copied from the old container when creating"
     );
     assert_eq!(
-        node.env_after["OMS_HOST_IP"], "10.0.0.2",
+        new.shown_env()["OMS_HOST_IP"],
+        "10.0.0.2",
         "other values are kept"
+    );
+    let old_env = BTreeMap::from([
+        (
+            "TSDB_PASSWORD".to_owned(),
+            "hunter2-secret-value".to_owned(),
+        ),
+        ("AWS_ACCESS_KEY".to_owned(), "AKIA-value".to_owned()),
+    ]);
+    assert!(
+        new.create_env(&old_env)
+            .unwrap()
+            .contains(&"TSDB_PASSWORD=hunter2-secret-value".to_owned())
     );
 }
 

@@ -233,7 +233,7 @@ async fn observed_container(
         .unwrap_or(&node.container)
         .trim_start_matches('/')
         .to_owned();
-    match read_config_yaml(docker, &name).await {
+    let (mut observed, problem) = match read_config_yaml(docker, &name).await {
         Ok(config) => (container_fields(inspect, Some(config)), None),
         Err(source) => {
             tracing::warn!(node = %node.ip, container = %name, "config.yaml could not be read");
@@ -244,7 +244,9 @@ async fn observed_container(
             };
             (container_fields(inspect, None), Some(problem))
         }
-    }
+    };
+    observed.image_defaults = image_defaults(docker, &observed).await;
+    (observed, problem)
 }
 
 async fn read_config_yaml(
@@ -333,15 +335,12 @@ pub(crate) fn container_fields(
             });
         }
     }
-    let env: BTreeMap<String, String> = config_section
-        .and_then(|c| c.env.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|entry| match entry.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => (entry.clone(), String::new()),
-        })
-        .collect();
+    let env = crate::docker_spec::env_map(
+        config_section
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten(),
+    );
     let labels: BTreeMap<String, String> = config_section
         .and_then(|c| c.labels.as_ref())
         .map(|labels| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -365,7 +364,21 @@ pub(crate) fn container_fields(
         env,
         labels,
         config,
+        settings: crate::docker_spec::settings(inspect),
+        image_defaults: None,
     }
+}
+
+/// What the container's image brings (`None` when it cannot be inspected: the diff then
+/// refuses to plan a new container from it).
+async fn image_defaults(
+    docker: &Docker,
+    container: &ObservedContainer,
+) -> Option<omsup_engine::observed::ImageDefaults> {
+    let image = within(READ_TIMEOUT, docker.inspect_image(&container.image_id))
+        .await
+        .ok()?;
+    Some(crate::docker_spec::image_defaults(&image))
 }
 
 /// The version a container runs: off its image tag, else (an OMS started by image id has no

@@ -45,8 +45,10 @@ use crate::style::Style;
 /// What an apply run keeps in the journal ([`NewRun::document`]): the plan file as it was and
 /// the plan being executed, so `resume` and `rollback` work from exactly what was started.
 ///
-/// Format version 2: step outputs and captures are typed (`omsup_engine::outputs`), and step
-/// kinds carry one name (`ha.off`, `online.verify`). A version 1 run is refused.
+/// Format version 3: `start-new` carries the new container's whole spec, and each node the
+/// old container's own settings (version 2 had only their environments and mounts). Step
+/// outputs and captures are typed (`omsup_engine::outputs`), step kinds carry one name
+/// (`ha.off`, `online.verify`). A run of another version is refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplyDocument {
     pub format_version: u32,
@@ -56,7 +58,7 @@ pub struct ApplyDocument {
 }
 
 impl RunDocument for ApplyDocument {
-    const FORMAT_VERSION: u32 = 2;
+    const FORMAT_VERSION: u32 = 3;
     const WHAT: &'static str = "apply";
 }
 
@@ -311,20 +313,27 @@ pub(crate) fn read_saved_plan(path: &Path) -> Result<SavedPlan, CliError> {
             .with_hint("save one with `omsup plan -f FILE --out PLAN`")
             .with_exit_code(exit_codes::USAGE)
     })?;
-    let saved: SavedPlan = serde_json::from_str(&text).map_err(|error| {
+    let not_saved_plan = |error: serde_json::Error| {
         CliError::new(format!("`{display}` is not a saved plan"))
             .with_cause(error.to_string())
             .with_hint("save one with `omsup plan -f FILE --out PLAN`")
             .with_exit_code(exit_codes::USAGE)
-    })?;
-    if saved.format_version != 1 {
+    };
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let version: Version = serde_json::from_str(&text).map_err(not_saved_plan)?;
+    if version.format_version != SavedPlan::FORMAT_VERSION {
         return Err(CliError::new(format!(
-            "the saved plan `{display}` has format version {}; this omsup reads version 1",
-            saved.format_version
+            "the saved plan `{display}` has format version {}; this omsup reads version {}",
+            version.format_version,
+            SavedPlan::FORMAT_VERSION
         ))
+        .with_hint("plan again with this omsup: `omsup plan -f FILE --out PLAN`")
         .with_exit_code(exit_codes::USAGE));
     }
-    Ok(saved)
+    serde_json::from_str(&text).map_err(not_saved_plan)
 }
 
 /// The saved plan, if every fact it was planned from still holds and the plan file is the

@@ -5,8 +5,10 @@
 //! 1. a title (`Upgrade `oms-hz`: 4.2.8-CE -> 4.2.9-CE`) and the symbol legend;
 //! 2. one block per node, region, database and for HA, with Terraform-like symbols (`+` create,
 //!    `-` destroy, `~` change, `=` unchanged, `!` blocked) and `before -> after`; each node that
-//!    is upgraded shows its container (image, environment, host mounts) as a unified diff
-//!    (`similar`), so a changed mount or a missing `IS_UPGRADE` cannot hide;
+//!    is upgraded shows the old container's own settings against the new container's spec,
+//!    exactly as `start-new` creates it (image, environment, labels, host mounts, restart
+//!    policy, log options, ulimits, limits, ...), as a unified diff (`similar`), so a changed
+//!    mount, a lost setting or a missing `IS_UPGRADE` cannot hide;
 //! 3. the preflight findings (`error[code] subject: message` and `hint:`);
 //! 4. the steps in topological order, by lane (`[lane N]`: the steps of one lane depend only
 //!    on earlier lanes and may run in parallel), each with what it changes and what it waits
@@ -19,6 +21,7 @@
 use std::fmt::Write as _;
 
 use omsup_engine::UpgradePlan;
+use omsup_engine::container::ContainerSpec;
 use omsup_engine::diff::{DatabaseChange, DatabaseRole, NodeChange, NodeState, human_bytes};
 use omsup_engine::steps::{InitScope, Step, StepKind};
 use omsup_model::Severity;
@@ -160,47 +163,42 @@ fn render_node(out: &mut String, plan: &UpgradePlan, node: &NodeChange, style: &
                 node.container,
                 kept
             );
+            let Some(new) = plan.new_container(&node.ip) else {
+                out.push('\n');
+                return;
+            };
             let _ = writeln!(
                 out,
-                "      {} container {}: {} with the same {} host mount{}",
+                "      {} container {}: {} with the old container's own settings, {} host mount{}",
                 Symbol::Create.paint(style),
-                node.container,
-                node.image_after,
-                node.binds.len(),
-                if node.binds.len() == 1 { "" } else { "s" }
+                new.name,
+                new.image,
+                new.binds.len(),
+                if new.binds.len() == 1 { "" } else { "s" }
             );
-            render_container_diff(out, node, style);
+            render_container_diff(out, node, new, style);
             out.push('\n');
         }
     }
 }
 
-/// The old container's spec (image, environment, mounts) against the new one's, as a unified
-/// diff indented under the node.
-fn render_container_diff(out: &mut String, node: &NodeChange, style: &Style) {
-    let spec = |image: &str, env: &std::collections::BTreeMap<String, String>| {
-        let mut lines = format!("image {image}\n");
-        for (key, value) in env {
-            let _ = writeln!(lines, "env {key}={value}");
-        }
-        for bind in &node.binds {
-            let _ = writeln!(
-                lines,
-                "mount {} -> {}{}",
-                bind.host,
-                bind.container,
-                if bind.read_only { " (read-only)" } else { "" }
-            );
-        }
-        lines
+/// The old container's own settings against the new one's spec, exactly as `start-new`
+/// creates it, as a unified diff indented under the node. What the images set themselves
+/// (environment, labels) is not shown: it comes with each image.
+fn render_container_diff(out: &mut String, node: &NodeChange, new: &ContainerSpec, style: &Style) {
+    let text = |spec: Option<&ContainerSpec>| -> String {
+        spec.map(|spec| {
+            spec.lines()
+                .into_iter()
+                .map(|line| line.text + "\n")
+                .collect()
+        })
+        .unwrap_or_default()
     };
-    let before = spec(
-        node.image_before.as_deref().unwrap_or("(unknown)"),
-        &node.env_before,
-    );
-    let after = spec(&node.image_after, &node.env_after);
+    let before = text(node.container_before.as_ref());
+    let after = text(Some(new));
     let old_label = format!("{} (now)", node.container);
-    let new_label = format!("{} (new)", node.container);
+    let new_label = format!("{} (new)", new.name);
     let diff = TextDiff::from_lines(&before, &after)
         .unified_diff()
         .context_radius(usize::MAX / 4)
@@ -220,6 +218,11 @@ fn render_container_diff(out: &mut String, node: &NodeChange, style: &Style) {
         };
         let _ = writeln!(out, "          {painted}");
     }
+    let _ = writeln!(
+        out,
+        "          {}",
+        style.dim("(the environment and labels each image sets itself are not shown)")
+    );
 }
 
 /// Per region: the heartbeat prune and how init runs there (once, or on each node).

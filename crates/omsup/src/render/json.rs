@@ -15,7 +15,14 @@
 //!      "container", "kept_as", "load_image", "image": {"before", "after"},
 //!      "env": {"added": {"IS_UPGRADE": "true"}, "changed": {"K": {"before", "after"}},
 //!              "removed": ["K"]},
-//!      "mounts": [{"host", "container", "read_only"}], "cm_nodes": ["10.0.0.2"]},
+//!      "mounts": [{"host", "container", "read_only"}], "cm_nodes": ["10.0.0.2"],
+//!      "new_container": null | {"name", "image", "env": {"K": "v"}, "labels": {"K": "v"},
+//!         "mounts", "tty", "open_stdin", "network_mode", "privileged", "pids_limit",
+//!         "ulimits": [{"name", "soft", "hard"}], "restart_policy": null | {"name",
+//!         "maximum_retry_count"}, "log_config": null | {"driver", "options"}, "memory",
+//!         "memory_reservation", "memory_swap", "nano_cpus", "cpu_shares", "cpu_period",
+//!         "cpu_quota", "cpuset_cpus", "shm_size", "extra_hosts", "dns", "dns_search",
+//!         "dns_options", "cap_add", "cap_drop", "security_opt", "sysctls"}},
 //!     {"type": "database", "subject": "db[rm_428]", "action": "update", "name",
 //!      "role": "rm" | "cm" | "cm_hb", "region": null | "hz", "size_bytes", "backup": true,
 //!      "schema": {"before", "after"}},
@@ -47,11 +54,18 @@
 //! - compensation `kind`: `nothing`, `restore_ha_config`, `turn_ha_off`,
 //!   `start_old_container`, `replace_new_with_old`, `restore_databases`,
 //!   `restore_meta_databases`.
-//! - Environment values that look secret are `<redacted>` (the engine never keeps them).
+//! - `env` compares the containers' own variables (what the images set themselves is left
+//!   out: it comes with each image); `new_container` is the container `start-new` creates,
+//!   exactly (null and unset limits: Docker's defaults; `pids_limit` null: unlimited). Its
+//!   `omsup.run-id` label reads `<this run's id>`.
+//! - Environment values that look secret are `<redacted>`, or `<redacted: copied from the old
+//!   container>` for the old container's own (the engine never keeps them).
 
 use std::collections::BTreeMap;
 
+use omsup_engine::container::ContainerSpec;
 use omsup_engine::diff::{DatabaseRole, NodeChange, NodeState};
+use omsup_engine::observed::Bind;
 use omsup_engine::steps::{InitScope, Step, StepKind};
 use omsup_engine::{Compensation, Kind as _, UpgradePlan};
 use omsup_model::Severity;
@@ -102,6 +116,62 @@ pub struct NodeOutput {
     pub env: EnvOutput,
     pub mounts: Vec<MountOutput>,
     pub cm_nodes: Vec<String>,
+    /// The container `start-new` creates, exactly (null when the node is not upgraded).
+    pub new_container: Option<Box<ContainerOutput>>,
+}
+
+/// A container as `start-new` creates it.
+#[derive(Debug, Serialize)]
+pub struct ContainerOutput {
+    pub name: String,
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<MountOutput>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub network_mode: Option<String>,
+    pub privileged: bool,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Vec<UlimitOutput>,
+    pub restart_policy: Option<RestartPolicyOutput>,
+    pub log_config: Option<LogConfigOutput>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub shm_size: Option<i64>,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UlimitOutput {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestartPolicyOutput {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogConfigOutput {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -190,7 +260,7 @@ impl PlanOutput {
         let mut changes: Vec<ChangeOutput> = diff
             .nodes
             .iter()
-            .map(|n| ChangeOutput::Node(node_output(n)))
+            .map(|n| ChangeOutput::Node(node_output(n, plan.new_container(&n.ip))))
             .collect();
         changes.extend(diff.databases.iter().map(|d| {
             let (role, region) = match &d.role {
@@ -293,11 +363,13 @@ fn summary_message(plan: &UpgradePlan, errors: usize) -> String {
     }
 }
 
-fn node_output(node: &NodeChange) -> NodeOutput {
+fn node_output(node: &NodeChange, new: Option<&ContainerSpec>) -> NodeOutput {
     let mut env = EnvOutput::default();
-    if node.state == NodeState::NeedsUpgrade {
-        for (key, after) in &node.env_after {
-            match node.env_before.get(key) {
+    if let (Some(old), Some(new)) = (&node.container_before, new) {
+        let before = old.shown_env();
+        let after = new.shown_env();
+        for (key, after) in &after {
+            match before.get(key) {
                 None => {
                     env.added.insert(key.clone(), after.clone());
                 }
@@ -313,13 +385,15 @@ fn node_output(node: &NodeChange) -> NodeOutput {
                 Some(_) => {}
             }
         }
-        env.removed = node
-            .env_before
+        env.removed = before
             .keys()
-            .filter(|key| !node.env_after.contains_key(*key))
+            .filter(|key| !after.contains_key(*key))
             .cloned()
             .collect();
     }
+    let binds = new
+        .or(node.container_before.as_ref())
+        .map_or(&[][..], |spec| &spec.binds);
     NodeOutput {
         subject: format!("node[{}]", node.ip),
         action: match node.state {
@@ -337,16 +411,67 @@ fn node_output(node: &NodeChange) -> NodeOutput {
             after: Some(node.image_after.clone()),
         },
         env,
-        mounts: node
-            .binds
+        mounts: binds.iter().map(mount_output).collect(),
+        cm_nodes: node.cm_nodes.clone(),
+        new_container: new.map(|spec| Box::new(container_output(spec))),
+    }
+}
+
+fn mount_output(bind: &Bind) -> MountOutput {
+    MountOutput {
+        host: bind.host.clone(),
+        container: bind.container.clone(),
+        read_only: bind.read_only,
+    }
+}
+
+fn container_output(spec: &ContainerSpec) -> ContainerOutput {
+    let s = &spec.settings;
+    ContainerOutput {
+        name: spec.name.clone(),
+        image: spec.image.clone(),
+        env: spec.shown_env(),
+        labels: spec.shown_labels(),
+        mounts: spec.binds.iter().map(mount_output).collect(),
+        tty: s.tty,
+        open_stdin: s.open_stdin,
+        network_mode: s.network_mode.clone(),
+        privileged: s.privileged,
+        pids_limit: s.pids_limit,
+        ulimits: s
+            .ulimits
             .iter()
-            .map(|b| MountOutput {
-                host: b.host.clone(),
-                container: b.container.clone(),
-                read_only: b.read_only,
+            .map(|u| UlimitOutput {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
             })
             .collect(),
-        cm_nodes: node.cm_nodes.clone(),
+        restart_policy: s.restart_policy.as_ref().map(|p| RestartPolicyOutput {
+            name: p.name.clone(),
+            maximum_retry_count: p.maximum_retry_count,
+        }),
+        log_config: s.log_config.as_ref().map(|log| LogConfigOutput {
+            driver: log.driver.clone(),
+            options: log.options.clone(),
+        }),
+        memory: s.memory,
+        memory_reservation: s.memory_reservation,
+        memory_swap: s.memory_swap,
+        nano_cpus: s.nano_cpus,
+        cpu_shares: s.cpu_shares,
+        cpu_period: s.cpu_period,
+        cpu_quota: s.cpu_quota,
+        cpuset_cpus: s.cpuset_cpus.clone(),
+        shm_size: s.shm_size,
+        extra_hosts: s.extra_hosts.clone(),
+        dns: s.dns.clone(),
+        dns_search: s.dns_search.clone(),
+        dns_options: s.dns_options.clone(),
+        cap_add: s.cap_add.clone(),
+        cap_drop: s.cap_drop.clone(),
+        security_opt: s.security_opt.clone(),
+        sysctls: s.sysctls.clone(),
     }
 }
 
@@ -357,7 +482,7 @@ fn step_output(step: &Step) -> StepOutput {
         }
         StepKind::LoadImage { node }
         | StepKind::StopOld { node }
-        | StepKind::StartNew { node }
+        | StepKind::StartNew { node, .. }
         | StepKind::WaitReady { node } => Some(node.clone()),
         StepKind::PruneHeartbeats { region, .. } => Some(region.clone()),
         StepKind::Backup { database } => Some(database.clone()),

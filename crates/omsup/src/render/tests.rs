@@ -49,7 +49,7 @@ fn partial_plan_with_findings() -> UpgradePlan {
         .as_mut()
         .unwrap();
     old.binds[2].host = "/mnt/moved/store".into();
-    old.env.insert("TZ".into(), "Asia/Shanghai".into());
+    old.env.insert("LANG".into(), "en_US.UTF-8".into());
     plan(&file, TWO_NODES_HA.as_bytes(), &world)
 }
 

@@ -256,6 +256,12 @@ async fn ha_off_before_and_on_after_keeps_every_other_key() {
 #[tokio::test]
 async fn the_health_port_comes_from_each_nodes_config_yaml() {
     let world = up(WorldSpec::two_nodes()).await;
+    // Restarting the containers stops each node for a moment: as an operator would, turn HA
+    // off around it (HA would act on the node found down), and give it back after.
+    let pool = world.meta_pool().await.unwrap();
+    let ha = omsup_exec::meta_actions::ha_off(&pool, &world.rm)
+        .await
+        .unwrap();
     // OMS answers /oms/health on config.yaml's nginx_server_port: move it off 8089.
     for node in &world.nodes {
         let path = node.config_path();
@@ -276,6 +282,15 @@ async fn the_health_port_comes_from_each_nodes_config_yaml() {
             .unwrap();
     }
     world.wait_online(Duration::from_secs(30)).await.unwrap();
+    omsup_exec::meta_actions::ha_restore(
+        &pool,
+        &world.rm,
+        &ha.previous,
+        &omsup_model::plan::HaPolicy::default(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     let before = before(&world).await;
     let plan = plan_arg(&world);
     let run = omsup(&["apply", "-f", &plan, "--yes"]);

@@ -367,7 +367,7 @@ async fn a_run_journaled_in_an_older_document_format_is_refused_by_its_version()
     lock.release().await.unwrap();
 
     let expected = format!(
-        "error: run `{run_id}` was journaled with apply document format version 1; this omsup reads version 2\n"
+        "error: run `{run_id}` was journaled with apply document format version 1; this omsup reads version 3\n"
     );
     let resumed = omsup(&["resume", "-f", plan, "--yes"]);
     assert_eq!(resumed.code, 3, "{}", resumed.stderr);

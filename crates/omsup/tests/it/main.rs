@@ -7,6 +7,7 @@ mod init;
 mod interrupt;
 mod journal;
 mod lint;
+mod new_container;
 mod plan;
 mod random_kill;
 mod records;

@@ -74,7 +74,8 @@ fn ha_without_refetch(ha: &Value) -> Value {
     ha
 }
 
-/// Old containers running the old image with the same mounts, every node ONLINE and healthy,
+/// Old containers running the old image with the same mounts and restart policy, every node
+/// ONLINE and healthy,
 /// HA as it was, the pre-upgrade rows, and `omsup plan` showing the upgrade again.
 pub(crate) async fn assert_back_to_original(world: &World, original: &Original, context: &str) {
     for node in &world.nodes {
@@ -93,6 +94,16 @@ pub(crate) async fn assert_back_to_original(world: &World, original: &Original, 
             container.state.unwrap().running,
             Some(true),
             "{context}: {}",
+            node.ip
+        );
+        assert_eq!(
+            container
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|p| p.name)
+                .map(|name| name.to_string()),
+            world.spec.operator.restart,
+            "{context}: the old container's restart policy on {} (`no` while it was kept)",
             node.ip
         );
         assert_eq!(
