@@ -132,7 +132,7 @@ async fn down(args: &[String]) -> Result<()> {
             if plan.contains(&format!("@{}", host.address))
                 || plan.contains(&format!("//{}:", host.address))
             {
-                hosts::remove(&host);
+                hosts::remove(&host)?;
             }
         }
         let mut databases: Vec<String> = Vec::new();

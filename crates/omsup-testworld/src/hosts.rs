@@ -561,19 +561,36 @@ pub fn private_host(number: u64, k: usize) -> NodeHost {
     NodeHost::new(FIRST_PRIVATE_HOST + slot * PRIVATE_HOSTS_PER_WORLD + (k - 1))
 }
 
-/// Starts `hosts` (a world's private ones), serialised with the services by their lock.
+/// Starts `hosts` (a world's private ones) from nothing, serialised with the services by their
+/// lock: whatever an earlier world left on them (containers, images, a cut link) is removed
+/// first, so a private host starts as an empty machine would.
 pub fn ensure_private(hosts: &[NodeHost]) -> Result<()> {
     let _lock = crate::services::lock()?;
+    for host in hosts {
+        remove(host)?;
+    }
     ensure_hosts(hosts)
 }
 
-/// Stops and removes one host (a world's private one); idempotent.
-pub fn remove(host: &NodeHost) {
+/// Stops and removes one host (a world's private one) with its daemon's data; idempotent.
+pub fn remove(host: &NodeHost) -> Result<()> {
     let run_at = run_dir(host.index);
     stop_by_pid_file(&run_at.join("sshd.pid"));
     stop_by_pid_file(&run_at.join("docker.pid"));
     let _ = succeeds(Command::new("ip").args(["link", "del", &host.netns]));
     let _ = succeeds(Command::new("ip").args(["netns", "del", &host.netns]));
+    for dir in [state_dir(host.index).join("docker"), run_at.join("exec")] {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format!("cannot remove host {}'s {}", host.index, dir.display()),
+                    e,
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Stops the host's dockerd (SIGTERM, waits) and starts it again; its containers stop with it

@@ -1025,7 +1025,7 @@ impl World {
     pub async fn down(&self) -> Result<()> {
         for node in &self.nodes {
             if self.spec.private_hosts {
-                hosts::remove(&node.host);
+                hosts::remove(&node.host)?;
             } else {
                 remove_named(&node.docker()?, &self.container).await?;
                 hosts::remove_address(&node.host, &node.ip);

@@ -2,17 +2,18 @@
 //! (node 1 on port 2222) and TCP with TLS; what omsup says when a transport refuses (the
 //! node, the endpoint and the failing part, before anything is changed); and faults on a
 //! world's own hosts: a node cut off in the downtime window, a node's dockerd restarted
-//! mid-apply, each ending with the deployment upgraded after resume.
+//! mid-apply, a node cut off at its image load, each ending with the deployment upgraded
+//! after resume; and an image package that is already on the nodes, loaded there over SSH.
 
 use std::path::Path;
 use std::process::Command;
 
 use omsup_testworld::WorldSpec;
 use omsup_testworld::hosts::{self, NodeHost};
-use omsup_testworld::world::NodeTransport;
+use omsup_testworld::world::{NodeTransport, Transports, image_package, image_tag};
 
-use crate::apply::{plan_arg, show};
-use crate::apply_scenarios::assert_online_on_4_2_9;
+use crate::apply::{plan_arg, show, status_json};
+use crate::apply_scenarios::{assert_online_on_4_2_9, status_step};
 use crate::support::{omsup, omsup_env, resume_after_kill, up};
 
 /// Restores a host's link when dropped, also when the test fails.
@@ -202,13 +203,18 @@ async fn a_tls_daemon_signed_by_another_ca_is_refused_naming_the_transport() {
     }
 }
 
-#[tokio::test]
-async fn a_node_cut_off_in_the_downtime_window_is_named_and_resume_upgrades_once_it_is_back() {
-    let world = up(WorldSpec {
+/// A two-node world on hosts of its own (which start empty: no image but the world's).
+async fn private_two_nodes() -> crate::support::WorldGuard {
+    up(WorldSpec {
         private_hosts: true,
         ..WorldSpec::two_nodes()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_node_cut_off_in_the_downtime_window_is_named_and_resume_upgrades_once_it_is_back() {
+    let world = private_two_nodes().await;
     let plan = plan_arg(&world);
     // omsup dies right before node 1's new container starts: its old one is stopped, the
     // downtime window is open.
@@ -226,11 +232,7 @@ async fn a_node_cut_off_in_the_downtime_window_is_named_and_resume_upgrades_once
 
 #[tokio::test]
 async fn a_node_dockerd_restarted_mid_apply_ends_upgraded_after_resume() {
-    let world = up(WorldSpec {
-        private_hosts: true,
-        ..WorldSpec::two_nodes()
-    })
-    .await;
+    let world = private_two_nodes().await;
     let plan = plan_arg(&world);
     let node = &world.nodes[1];
     assert_eq!(node.transport, NodeTransport::Tls);
@@ -246,4 +248,94 @@ async fn a_node_dockerd_restarted_mid_apply_ends_upgraded_after_resume() {
     let resumed = resume_after_kill(&plan);
     assert_eq!(resumed.code, 0, "{}", show(&resumed));
     assert_online_on_4_2_9(&world, "after the daemon restarted and resume").await;
+}
+
+#[tokio::test]
+async fn a_package_already_on_the_nodes_is_loaded_there_and_a_missing_one_is_named_per_node() {
+    let world = up(WorldSpec {
+        transports: Transports::Ssh,
+        private_hosts: true,
+        ..WorldSpec::two_nodes()
+    })
+    .await;
+    let tag = image_tag(&world.spec.target_version);
+    for node in &world.nodes {
+        assert!(
+            node.docker().unwrap().inspect_image(&tag).await.is_err(),
+            "a private host starts without the target image"
+        );
+    }
+    let plan = plan_arg(&world);
+    let package = image_package(&world.spec.target_version)
+        .display()
+        .to_string();
+    let package_line = format!("package = \"{package}\"");
+    edit_plan(
+        &world.plan_path,
+        &package_line,
+        "package = \"/nonexistent/oms.tar\"\npackage_on = \"nodes\"",
+    );
+    let missing = omsup(&["plan", "-f", &plan]);
+    assert_ne!(missing.code, 0, "{}", show(&missing));
+    for node in &world.nodes {
+        let expected = format!(
+            "the image package `/nonexistent/oms.tar` is not on this node ({})",
+            node.endpoint()
+        );
+        assert!(
+            missing.stdout.contains(&expected) || missing.stderr.contains(&expected),
+            "no `{expected}` in\n{}",
+            show(&missing)
+        );
+    }
+
+    edit_plan(
+        &world.plan_path,
+        "package = \"/nonexistent/oms.tar\"",
+        &package_line,
+    );
+    let applied = omsup(&["apply", "--yes", "-f", &plan]);
+    assert_eq!(applied.code, 0, "{}", show(&applied));
+    assert!(
+        applied.stderr.contains("(on the node, over ssh)")
+            || applied.stdout.contains("(on the node, over ssh)"),
+        "the plan says where the package is loaded\n{}",
+        show(&applied)
+    );
+    let status = status_json(&plan);
+    for node in &world.nodes {
+        let load = status_step(&status, &format!("node[{}].load-image", node.ip));
+        assert_eq!(load["state"], "succeeded", "{load:#}");
+    }
+    assert_online_on_4_2_9(&world, "after loading the package on the nodes").await;
+}
+
+#[tokio::test]
+async fn a_node_cut_off_at_its_image_load_fails_before_the_window_and_resume_upgrades() {
+    let world = private_two_nodes().await;
+    let plan = plan_arg(&world);
+    let node = &world.nodes[0];
+    resume_cut_off_after_a_kill_at(
+        &plan,
+        node,
+        &format!("before:node[{}].load-image", node.ip),
+        &[],
+    );
+    // The loads come before the window: nothing was stopped, OMS never went down.
+    let status = status_json(&plan);
+    for other in &world.nodes {
+        let stop = status_step(&status, &format!("node[{}].stop-old", other.ip));
+        assert_eq!(stop["state"], "pending", "{stop:#}");
+    }
+    assert!(
+        images(&world)
+            .await
+            .iter()
+            .all(|(_, running)| *running == Some(true)),
+        "every old container still runs: {:?}",
+        images(&world).await
+    );
+    let resumed = resume_after_kill(&plan);
+    assert_eq!(resumed.code, 0, "{}", show(&resumed));
+    assert_online_on_4_2_9(&world, "after the link came back and resume").await;
 }
