@@ -135,6 +135,12 @@ async fn down(args: &[String]) -> Result<()> {
                 hosts::remove(&host)?;
             }
         }
+        // Its own MariaDB server, if it had one.
+        if let Some(port) = omsup_testworld::world::world_private_meta_port(&id)
+            && plan.contains(&format!("port = {port}\n"))
+        {
+            omsup_testworld::services::remove_private_meta(port)?;
+        }
         let mut databases: Vec<String> = Vec::new();
         if let Some(pool) = &pool {
             databases = sqlx::query_scalar("SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE ?")

@@ -579,18 +579,8 @@ pub fn remove(host: &NodeHost) -> Result<()> {
     stop_by_pid_file(&run_at.join("docker.pid"));
     let _ = succeeds(Command::new("ip").args(["link", "del", &host.netns]));
     let _ = succeeds(Command::new("ip").args(["netns", "del", &host.netns]));
-    for dir in [state_dir(host.index).join("docker"), run_at.join("exec")] {
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(
-                    format!("cannot remove host {}'s {}", host.index, dir.display()),
-                    e,
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::services::remove_dir_if_any(&state_dir(host.index).join("docker"))?;
+    crate::services::remove_dir_if_any(&run_at.join("exec"))
 }
 
 /// Stops the host's dockerd (SIGTERM, waits) and starts it again; its containers stop with it

@@ -304,10 +304,12 @@ fn ensure_primary_docker() -> Result<()> {
 }
 
 fn mariadb_answers(host: &str) -> bool {
+    mariadb_answers_on(host, META_PORT)
+}
+
+fn mariadb_answers_on(host: &str, port: u16) -> bool {
     TcpStream::connect_timeout(
-        &format!("{host}:{META_PORT}")
-            .parse()
-            .expect("a valid address"),
+        &format!("{host}:{port}").parse().expect("a valid address"),
         Duration::from_millis(500),
     )
     .is_ok()
@@ -375,6 +377,11 @@ fn ensure_meta_forwarder() -> Result<()> {
 /// Runs the local `mariadb` client as the OS root user (unix_socket authentication), with the
 /// statements on stdin so that the password never reaches a command line.
 fn ensure_meta_user() -> Result<()> {
+    create_meta_user(&meta_password_or_new()?, None)
+}
+
+/// The test administrator's password, from its 0600 file, made first when missing.
+fn meta_password_or_new() -> Result<String> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let password_file = Path::new(STATE_DIR).join("meta.password");
     let password = match std::fs::read_to_string(&password_file) {
@@ -393,6 +400,12 @@ fn ensure_meta_user() -> Result<()> {
             password
         }
     };
+    Ok(password)
+}
+
+/// Creates (or resets) the test administrator on the server behind `socket` (the default
+/// server's when `None`).
+fn create_meta_user(password: &str, socket: Option<&Path>) -> Result<()> {
     let mut sql = String::new();
     for host in ["127.0.0.1", "localhost", "%"] {
         sql.push_str(&format!(
@@ -401,8 +414,12 @@ fn ensure_meta_user() -> Result<()> {
              GRANT ALL PRIVILEGES ON *.* TO '{META_USER}'@'{host}' WITH GRANT OPTION;\n"
         ));
     }
-    let mut child = Command::new("mariadb")
-        .args(["--protocol=socket", "-uroot"])
+    let mut client = Command::new("mariadb");
+    client.args(["--protocol=socket", "-uroot"]);
+    if let Some(socket) = socket {
+        client.arg(format!("--socket={}", socket.display()));
+    }
+    let mut child = client
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -444,4 +461,92 @@ fn random_password() -> Result<String> {
 pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The port of world `number`'s own MariaDB server (see [`start_private_meta`]): 49 worlds'
+/// worth, as for private hosts.
+pub fn private_meta_port(number: u64) -> u16 {
+    13_306 + (number % 49) as u16
+}
+
+fn private_meta_dirs(port: u16) -> (PathBuf, PathBuf) {
+    (
+        Path::new(STATE_DIR).join("meta").join(format!("p{port}")),
+        Path::new(RUN_DIR).join("meta").join(format!("p{port}")),
+    )
+}
+
+/// Starts a MariaDB server of one world's own on the bridge's address at `port` (its own data
+/// directory, socket and log; the same test administrator and password as the shared one), for
+/// tests that restart the meta database. `fresh`: whatever an earlier world left is removed
+/// first. Serialised with the services by their lock.
+pub fn start_private_meta(port: u16, fresh: bool) -> Result<()> {
+    let _lock = lock()?;
+    let (data, run) = private_meta_dirs(port);
+    if fresh {
+        stop_private_meta(port);
+        remove_dir_if_any(&data)?;
+    }
+    if mariadb_answers_on(hosts::BRIDGE_ADDRESS, port) {
+        return Ok(());
+    }
+    for dir in [&data, &run] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let _ = Command::new("chown").arg("mysql:mysql").arg(dir).status();
+    }
+    if !data.join("mysql").is_dir() {
+        run_quiet(
+            Command::new("mariadb-install-db")
+                .arg("--user=mysql")
+                .arg(format!("--datadir={}", data.display()))
+                .arg("--skip-test-db"),
+            "mariadb-install-db (a world's own server)",
+        )?;
+    }
+    let log = run.join("mariadb.log");
+    let pid = spawn_detached(
+        Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg("--user=mysql")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", run.join("mysqld.sock").display()))
+            .arg(format!("--bind-address={}", hosts::BRIDGE_ADDRESS))
+            .arg(format!("--port={port}"))
+            .arg("--innodb-buffer-pool-size=32M")
+            .arg("--skip-log-bin"),
+        &log,
+    )?;
+    std::fs::write(run.join("mariadbd.pid"), format!("{pid}\n"))
+        .map_err(|e| Error::io(format!("cannot write {}", run.display()), e))?;
+    wait_until(
+        "a world's own MariaDB",
+        &log,
+        Duration::from_secs(60),
+        || mariadb_answers_on(hosts::BRIDGE_ADDRESS, port),
+    )?;
+    create_meta_user(&meta_password_or_new()?, Some(&run.join("mysqld.sock")))
+}
+
+/// Stops the world's own MariaDB server at `port` (SIGTERM: a clean shutdown, as a restart by
+/// its operator would do); false when it was not running.
+pub fn stop_private_meta(port: u16) -> bool {
+    stop_by_pid_file(&private_meta_dirs(port).1.join("mariadbd.pid"))
+}
+
+/// Stops the world's own MariaDB server and removes its data; idempotent.
+pub fn remove_private_meta(port: u16) -> Result<()> {
+    stop_private_meta(port);
+    let (data, run) = private_meta_dirs(port);
+    remove_dir_if_any(&data)?;
+    remove_dir_if_any(&run)
+}
+
+pub(crate) fn remove_dir_if_any(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("cannot remove {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
 }

@@ -57,6 +57,9 @@ pub struct WorldSpec {
     /// it), for tests that cut a node's link or restart its daemon without touching other
     /// worlds. False: the shared hosts of the services.
     pub private_hosts: bool,
+    /// True: the world's meta database is a MariaDB server of its own (started with the world,
+    /// removed with it), for tests that restart the meta database. False: the shared server.
+    pub private_meta_db: bool,
     /// What the operator set on the old containers beyond the documented options.
     pub operator: OperatorSettings,
     /// How config.yaml is written: as the docs write it (`oms_meta_port: 2883`) or as the
@@ -179,6 +182,7 @@ impl WorldSpec {
             heartbeat_rows_per_region: 5_000,
             transports: Transports::default(),
             private_hosts: false,
+            private_meta_db: false,
             operator: OperatorSettings::default(),
             config_style: ConfigStyle::default(),
             https: false,
@@ -398,6 +402,13 @@ fn node_ip(number: u64, k: usize) -> String {
     format!("10.77.{}.{}", 16 + slot / 16, (slot % 16) * 16 + k as u64)
 }
 
+/// The port of the MariaDB server of its own world `id` (`w<number>`) may have had.
+pub fn world_private_meta_port(id: &str) -> Option<u16> {
+    id.strip_prefix('w')
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(services::private_meta_port)
+}
+
 /// The private hosts world `id` (`w<number>`) may have had.
 pub fn world_private_hosts(id: &str) -> Vec<NodeHost> {
     id.strip_prefix('w')
@@ -465,6 +476,10 @@ impl World {
                 .collect();
             services.node_sockets = services.hosts.iter().map(|h| h.socket.clone()).collect();
             hosts::ensure_private(&services.hosts)?;
+        }
+        if spec.private_meta_db {
+            services.meta_port = services::private_meta_port(number);
+            services::start_private_meta(services.meta_port, true)?;
         }
         let base = std::env::temp_dir().join("omsup-worlds");
         let dir = base.join(&id);
@@ -1030,6 +1045,11 @@ impl World {
                 remove_named(&node.docker()?, &self.container).await?;
                 hosts::remove_address(&node.host, &node.ip);
             }
+        }
+        if self.spec.private_meta_db {
+            services::remove_private_meta(self.services.meta_port)?;
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return Ok(());
         }
         let pool = self.meta_pool().await?;
         for database in self.databases() {

@@ -72,7 +72,8 @@ impl CliError {
 pub fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
     let default = match global.verbose {
-        0 => "warn",
+        // sqlx warns of every statement slower than a second: noise while a server is down.
+        0 => "warn,sqlx::query=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

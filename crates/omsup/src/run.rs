@@ -329,10 +329,14 @@ async fn finish(
         not_started: report.not_started.len(),
     });
     progress.finish();
-    finished.map_err(journal_error)?;
-    if report.is_success() {
-        return Ok(exit_codes::SUCCESS);
-    }
+    // A run that failed keeps its failures in the error also when its end could not be
+    // journaled (the meta database server, which holds the lock, stopped answering, say).
+    let unrecorded_end = match finished {
+        Ok(_) if report.is_success() => return Ok(exit_codes::SUCCESS),
+        Ok(_) => None,
+        Err(error) if report.is_success() => return Err(journal_error(error)),
+        Err(error) => Some(error),
+    };
     let failed: Vec<&str> = report.failed.iter().map(|f| f.step.as_str()).collect();
     let mut error = CliError::new(format!(
         "{what} run `{run_id}` stopped at {}: {} step{} failed, {} not started",
@@ -357,6 +361,14 @@ async fn finish(
     }
     if let Some(journal_error) = report.journal_error {
         error = error.with_cause(journal_error);
+    }
+    if let Some(unrecorded) = unrecorded_end {
+        error = error.with_cause(format!(
+            "the journal could not record the run's end: {unrecorded}"
+        ));
+        step_hint = Some(
+            "once omsup's state answers again, `omsup resume` re-runs every step whose outcome the journal does not hold (each is idempotent); `omsup status` shows them".to_owned(),
+        );
     }
     if let Some(down) = down_now(writer).await {
         error = error.with_cause(down.headline(Timestamp::now()));

@@ -2,8 +2,9 @@
 //! (node 1 on port 2222) and TCP with TLS; what omsup says when a transport refuses (the
 //! node, the endpoint and the failing part, before anything is changed); and faults on a
 //! world's own hosts: a node cut off in the downtime window, a node's dockerd restarted
-//! mid-apply, a node cut off at its image load, each ending with the deployment upgraded
-//! after resume; and an image package that is already on the nodes, loaded there over SSH.
+//! mid-apply, a node cut off at its image load, the meta database (a server of the world's own)
+//! restarted during the backups, each ending with the deployment upgraded after resume; and an
+//! image package that is already on the nodes, loaded there over SSH.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +13,7 @@ use omsup_testworld::WorldSpec;
 use omsup_testworld::hosts::{self, NodeHost};
 use omsup_testworld::world::{NodeTransport, Transports, image_package, image_tag};
 
-use crate::apply::{plan_arg, show, status_json};
+use crate::apply::{assert_upgraded, before, plan_arg, show, status_json};
 use crate::apply_scenarios::{assert_online_on_4_2_9, status_step};
 use crate::support::{omsup, omsup_env, resume_after_kill, up};
 
@@ -338,4 +339,102 @@ async fn a_node_cut_off_at_its_image_load_fails_before_the_window_and_resume_upg
     let resumed = resume_after_kill(&plan);
     assert_eq!(resumed.code, 0, "{}", show(&resumed));
     assert_online_on_4_2_9(&world, "after the link came back and resume").await;
+}
+
+#[tokio::test]
+async fn the_meta_database_restarted_during_the_backups_fails_the_step_and_resume_upgrades() {
+    let world = up(WorldSpec {
+        private_meta_db: true,
+        ..WorldSpec::two_nodes()
+    })
+    .await;
+    let port = world.services.meta_port;
+    assert_ne!(
+        port,
+        omsup_testworld::services::META_PORT,
+        "a server of its own"
+    );
+    let before = before(&world).await;
+    let plan = plan_arg(&world);
+    // A dump client that waits, once the backups have begun, until the server is down; the
+    // preflight's probes (schema only) go straight through.
+    let started = world.dir.join("dump-started");
+    let down = world.dir.join("meta-down");
+    let wrapper = world.dir.join("gated-dump.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" --no-data \"*|*\" --version \"*) exec mariadb-dump \"$@\";; esac\n\
+             touch {started}\nwhile [ ! -e {down} ]; do sleep 0.05; done\nexec mariadb-dump \"$@\"\n",
+            started = started.display(),
+            down = down.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    edit_plan(
+        &world.plan_path,
+        "[backup]\n",
+        &format!("[backup]\ndump_command = \"{}\"\n", wrapper.display()),
+    );
+
+    let apply = {
+        let plan = plan.clone();
+        std::thread::spawn(move || omsup(&["apply", "--yes", "-f", &plan]))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline && !apply.is_finished(),
+            "the backups never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        omsup_testworld::services::stop_private_meta(port),
+        "the world's meta database was not running"
+    );
+    std::fs::write(&down, "").unwrap();
+    let failed = apply.join().unwrap();
+    assert_eq!(failed.code, 1, "{}", show(&failed));
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("stopped at `db[{}].backup`", world.rm))
+            || failed
+                .stderr
+                .contains(&format!("`db[{}].backup`, ", world.rm))
+            || failed
+                .stderr
+                .contains(&format!(", `db[{}].backup`", world.rm)),
+        "the failed backup step is named\n{}",
+        show(&failed)
+    );
+    // The deployment lock lives in the server that went down, so the journal (fenced by it)
+    // may not hold the backups' outcomes; the error keeps them all the same.
+    assert!(
+        failed.stderr.contains("Can't connect to server"),
+        "the dump's own error is shown\n{}",
+        show(&failed)
+    );
+    let status = status_json(&plan);
+    let backup = status_step(&status, &format!("db[{}].backup", world.rm));
+    assert_ne!(backup["state"], "succeeded", "{backup:#}");
+    let stop = status_step(&status, &format!("node[{}].stop-old", world.nodes[0].ip));
+    assert_eq!(stop["state"], "succeeded", "the window was open: {stop:#}");
+
+    omsup_testworld::services::start_private_meta(port, false)
+        .expect("cannot start the world's meta database again");
+    let resumed = resume_after_kill(&plan);
+    assert_eq!(resumed.code, 0, "{}", show(&resumed));
+    assert_upgraded(
+        &world,
+        &before,
+        "after the meta database came back and resume",
+    )
+    .await;
 }
