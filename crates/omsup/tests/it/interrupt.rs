@@ -16,21 +16,24 @@ use crate::apply::{plan_arg, show, status_json};
 use crate::apply_scenarios::{assert_exit, assert_online_on_4_2_9, status_step};
 use crate::support::{omsup, resume_after_kill, up, workspace_root};
 
-/// Sets `[timeouts] init = "6s"` in the plan file.
-fn set_init_timeout_6s(plan: &Path) {
+/// Sets `[timeouts] init = "<timeout>"` in the plan file.
+fn set_init_timeout(plan: &Path, timeout: &str) {
     let text = std::fs::read_to_string(plan).unwrap();
     let lines: Vec<String> = text
         .lines()
         .map(|line| {
             if line.starts_with("init = ") {
-                "init = \"6s\"".to_owned()
+                format!("init = \"{timeout}\"")
             } else {
                 line.to_owned()
             }
         })
         .collect();
     assert_eq!(
-        lines.iter().filter(|l| *l == "init = \"6s\"").count(),
+        lines
+            .iter()
+            .filter(|l| **l == format!("init = \"{timeout}\""))
+            .count(),
         1,
         "one [timeouts] init line in {text}"
     );
@@ -62,7 +65,7 @@ async fn running_inits(docker: &bollard::Docker, container: &str) -> Vec<String>
 async fn a_timed_out_init_is_ended_and_resume_runs_it_again() {
     let world = up(WorldSpec::two_nodes()).await;
     let plan = plan_arg(&world);
-    set_init_timeout_6s(&world.plan_path);
+    set_init_timeout(&world.plan_path, "6s");
     // The region's init runs on its first node: it hangs there until the knob is removed.
     let knob = world.nodes[0].run_dir().join("sim-init-hang");
     std::fs::write(&knob, "").unwrap();
@@ -254,9 +257,10 @@ async fn ctrl_c_in_the_downtime_window_finishes_running_steps_and_resume_needs_n
 async fn a_second_ctrl_c_stops_at_once_and_resume_continues() {
     let world = up(WorldSpec::two_nodes()).await;
     let plan = plan_arg(&world);
-    set_init_timeout_6s(&world.plan_path);
     // A hanging init keeps a step running after the first Ctrl-C, so the second one finds the
-    // run still waiting for it.
+    // run still waiting for it: long enough that a loaded machine acknowledges the first
+    // Ctrl-C before the init's own timeout would end it.
+    set_init_timeout(&world.plan_path, "15s");
     let knob = world.nodes[0].run_dir().join("sim-init-hang");
     std::fs::write(&knob, "").unwrap();
     let apply = Background::apply(&plan, &world.dir);
@@ -294,6 +298,11 @@ async fn a_second_ctrl_c_stops_at_once_and_resume_continues() {
         status_step(&status, "region[hz].init")["state"],
         "in flight",
         "the journal keeps the cut-off step in flight: {status:#}"
+    );
+
+    assert!(
+        !running_inits(&docker, &world.container).await.is_empty(),
+        "the init the stopped run began still runs in the container"
     );
 
     // The cause removed, resume first meets the init the stopped run left hanging in the
