@@ -545,8 +545,9 @@ pub(crate) fn plan_file_for_resume(
 }
 
 /// Sections of the plan file a resume accepts changes in: how long to wait, and how health is
-/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates).
-const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health"];
+/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates), and
+/// where `omsup rehearse` runs (no run uses it).
+const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health", "rehearsal"];
 
 /// The top-level sections whose values differ.
 fn changed_sections(before: &PlanFile, after: &PlanFile) -> Vec<String> {

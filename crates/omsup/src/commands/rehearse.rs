@@ -1,0 +1,322 @@
+//! `omsup rehearse -f FILE [--clean]`: the target version's init against copies of the meta
+//! databases in a throwaway container, with the deployment still running, before the outage.
+//!
+//! The deployment lock is held for the whole rehearsal (in the meta database server too), so
+//! it never runs beside an apply, a resume or a rollback. Nothing of the real deployment is
+//! changed: its databases are only read (copied into scratch databases on the same server,
+//! see `omsup_exec::rehearsal`), its containers only inspected and their config.yaml read. The
+//! throwaway container runs on the daemon `[rehearsal]` names (default: the first node's,
+//! on a `bridge` network of its own). Whatever happens (a failure, Ctrl-C, SIGTERM) the
+//! container and the copies are removed before the command returns; what a killed rehearsal
+//! left is removed by the next one, or by `--clean`.
+//!
+//! Exit codes: 0 the rehearsal succeeded (or `--clean` removed what there was), 1 it failed
+//! (the step, the init log's tail; apply would fail the same way inside its downtime window),
+//! 3 refused before touching anything (lock held, unfinished run, `network = "host"` on a
+//! node's daemon), 4 interrupted (cleaned up), 64 usage.
+
+use std::time::{Duration, Instant};
+
+use omsup_exec::rehearsal::{Cleaned, Phase, Rehearsal};
+use omsup_journal::{LockPurpose, RunId};
+use omsup_model::PlanFile;
+
+use crate::cli::RehearseArgs;
+use crate::commands::common::{journal_error, open_journal, runtime, state_dir_for};
+use crate::commands::plan::{observe_prepared, read_with_secrets, report_observation_problems};
+use crate::exit_codes;
+use crate::report::CliError;
+use crate::run::{release, take_lock, where_it_stopped};
+use crate::runner::{Failpoints, StepFailure};
+use crate::shared_lock::share_lock;
+use crate::style::Style;
+
+/// `omsup rehearse`
+pub fn run(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
+    runtime()?.block_on(rehearse(args, style))
+}
+
+async fn rehearse(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
+    let (plan_file, bytes, secrets) = read_with_secrets(&args.file, style)?;
+    let state_dir = state_dir_for(Some(&args.file), args.state.state_dir.as_deref());
+    let journal = open_journal(&plan_file, &secrets, &state_dir).await?;
+    let lock = take_lock(
+        &journal,
+        RunId::generate(),
+        LockPurpose::Rehearse,
+        args.force_unlock.as_deref(),
+    )
+    .await?;
+    let outcome = async {
+        if let Some(run) = journal.unfinished_run().await.map_err(journal_error)? {
+            return Err(CliError::new(format!(
+                "run `{}` ({}) of deployment `{}` is unfinished: {}",
+                run.info.run_id,
+                run.info.kind,
+                journal.deployment(),
+                where_it_stopped(&run)
+            ))
+            .with_hint("finish it first (`omsup resume` or `omsup rollback`); a rehearsal rehearses an upgrade that has not begun")
+            .with_exit_code(exit_codes::REFUSED));
+        }
+        share_lock(
+            &lock,
+            &plan_file,
+            &secrets,
+            LockPurpose::Rehearse,
+            args.force_unlock.as_deref(),
+        )
+        .await?;
+        locked(args, style, plan_file, bytes, secrets).await
+    }
+    .await;
+    release(lock).await;
+    outcome
+}
+
+/// Where the throwaway container runs, resolved from `[rehearsal]` and the first node.
+struct Place {
+    docker: omsup_model::plan::Node,
+    network: String,
+    host_ip: String,
+}
+
+fn place(plan_file: &PlanFile, node_ip: &str) -> Result<Place, CliError> {
+    let first = plan_file
+        .nodes()
+        .map(|(_, node)| node)
+        .find(|node| node.ip == node_ip)
+        .expect("the node is in the plan file");
+    let settings = plan_file.rehearsal.clone().unwrap_or_default();
+    let network = settings
+        .network
+        .clone()
+        .unwrap_or_else(|| "bridge".to_owned());
+    let mut docker = first.clone();
+    if let Some(endpoint) = &settings.docker {
+        docker.docker = endpoint.clone();
+        docker.tls = settings.tls.clone();
+        docker.ssh = settings.ssh.clone();
+    }
+    if network == "host"
+        && let Some((_, node)) = plan_file
+            .nodes()
+            .find(|(_, node)| node.docker == docker.docker)
+    {
+        return Err(CliError::new(format!(
+                "refusing to rehearse with `network = \"host\"` on the Docker daemon of node {} (`{}`): the throwaway OMS would bind the ports of the running one",
+                node.ip, node.docker
+            ))
+            .with_hint("name a host without OMS in `[rehearsal] docker`, or leave `[rehearsal] network` at `bridge`")
+            .with_exit_code(exit_codes::REFUSED));
+    }
+    Ok(Place {
+        host_ip: settings.host_ip.unwrap_or_else(|| first.ip.clone()),
+        docker,
+        network,
+    })
+}
+
+async fn locked(
+    args: &RehearseArgs,
+    style: &Style,
+    plan_file: PlanFile,
+    bytes: Vec<u8>,
+    secrets: omsup_exec::secrets::Secrets,
+) -> Result<u8, CliError> {
+    let prepared = observe_prepared(plan_file, bytes, secrets).await;
+    if report_observation_problems(&prepared.observation, style) > 0 {
+        return Err(
+            CliError::new("cannot observe the whole deployment: nothing was rehearsed")
+                .with_hint("fix what the errors above name, then run `omsup rehearse` again"),
+        );
+    }
+    let plan_file = &prepared.plan_file;
+    let plan = omsup_engine::plan(
+        plan_file,
+        &prepared.plan_file_bytes,
+        &prepared.observation.world,
+    );
+    let pool = omsup_exec::apply::connect_meta_db(plan_file, &prepared.secrets)
+        .await
+        .map_err(|message| {
+            CliError::new(message).with_hint("check `[meta_db]` and the password")
+        })?;
+    let node_ip = plan
+        .diff
+        .nodes
+        .iter()
+        .find(|node| plan.new_container(&node.ip).is_some())
+        .map(|node| node.ip.clone());
+    let first_ip = node_ip
+        .clone()
+        .or_else(|| plan_file.nodes().next().map(|(_, n)| n.ip.clone()))
+        .unwrap_or_default();
+    let place = place(plan_file, &first_ip)?;
+    let docker = omsup_exec::docker_actions::connect_node_docker(
+        &place.docker,
+        &plan_file.timeouts,
+        "the rehearsal host",
+    )
+    .await
+    .map_err(CliError::new)?;
+    let deployment = &plan_file.deployment.name;
+
+    let leftovers = omsup_exec::rehearsal::clean(&pool, &docker, deployment, None).await;
+    report_cleaned(&leftovers, "removed what an earlier rehearsal left");
+    if args.clean {
+        return if leftovers.problems.is_empty() {
+            if leftovers.databases.is_empty() && leftovers.containers.is_empty() {
+                anstream::eprintln!(
+                    "nothing to clean: no rehearsal of `{deployment}` left anything"
+                );
+            }
+            Ok(exit_codes::SUCCESS)
+        } else {
+            Err(not_cleaned(&leftovers))
+        };
+    }
+    let Some(node_ip) = node_ip else {
+        anstream::eprintln!(
+            "nothing to rehearse: the plan starts no new container (the deployment is at {} already)",
+            plan_file.deployment.target_version
+        );
+        return Ok(exit_codes::SUCCESS);
+    };
+    let node_dockers = omsup_exec::docker_actions::connect_dockers(plan_file)
+        .await
+        .map_err(CliError::new)?;
+    let rehearsal = Rehearsal {
+        plan_file,
+        plan: &plan,
+        pool: &pool,
+        id: omsup_exec::rehearsal::new_id(),
+        node_docker: &node_dockers[&node_ip],
+        node_ip,
+        docker: &docker,
+        network: place.network.clone(),
+        host_ip: place.host_ip.clone(),
+    };
+    anstream::eprintln!(
+        "rehearsal `{}` of deployment `{deployment}`: the throwaway container `{}` runs on `{}` (network `{}`, OMS_HOST_IP {})",
+        rehearsal.id,
+        rehearsal.container(),
+        place.docker.docker,
+        place.network,
+        place.host_ip,
+    );
+    let failpoints = Failpoints::from_env();
+    let started = Instant::now();
+    let on_step = |step: &omsup_engine::StepId, phase: Phase| match phase {
+        Phase::Started => {
+            failpoints.before(step);
+            anstream::eprintln!("[{:>6.1}s] {step} ...", started.elapsed().as_secs_f64());
+        }
+        Phase::Finished => {
+            anstream::eprintln!("[{:>6.1}s] {step} done", started.elapsed().as_secs_f64());
+        }
+    };
+    let work = rehearsal.run(&on_step);
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break Some(result),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if crate::interrupt::requested() {
+                    break None;
+                }
+            }
+        }
+    };
+    let cleaned =
+        omsup_exec::rehearsal::clean(&pool, &docker, deployment, Some(&rehearsal.id)).await;
+    report_cleaned(&cleaned, "removed the rehearsal's");
+    let problems = (!cleaned.problems.is_empty()).then(|| not_cleaned(&cleaned));
+    match result {
+        None => Err(CliError::new(format!(
+            "rehearsal `{}` interrupted: nothing of the deployment was changed",
+            rehearsal.id
+        ))
+        .with_hint("run `omsup rehearse` again when ready")
+        .with_exit_code(exit_codes::INTERRUPTED)),
+        Some(Err(error)) => {
+            let mut failure = StepFailure::from_error(&error);
+            failure.redact(prepared.secrets.meta_password.expose());
+            let mut cli = CliError::new(format!(
+                "rehearsal `{}` failed at `{}`: {}",
+                rehearsal.id, failure.step, failure.message
+            ));
+            for cause in &failure.causes {
+                cli = cli.with_cause(cause.clone());
+            }
+            cli = cli.with_cause(
+                "the deployment was not changed; `omsup apply` would fail the same way inside its downtime window",
+            );
+            Err(cli.with_hint(failure.hint.unwrap_or_else(|| {
+                "fix the cause (the copies and the throwaway container are removed), then run `omsup rehearse` again".to_owned()
+            })))
+        }
+        Some(Ok(measures)) => {
+            if let Some(problem) = problems {
+                return Err(problem);
+            }
+            print_measures(&rehearsal.id, &measures, started.elapsed());
+            Ok(exit_codes::SUCCESS)
+        }
+    }
+}
+
+fn report_cleaned(cleaned: &Cleaned, what: &str) {
+    if cleaned.databases.is_empty() && cleaned.containers.is_empty() {
+        return;
+    }
+    anstream::eprintln!(
+        "{what}: {}",
+        cleaned
+            .containers
+            .iter()
+            .map(|c| format!("container `{c}`"))
+            .chain(cleaned.databases.iter().map(|d| format!("database `{d}`")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+fn not_cleaned(cleaned: &Cleaned) -> CliError {
+    let mut error = CliError::new("the rehearsal could not remove everything it made");
+    for problem in &cleaned.problems {
+        error = error.with_cause(problem.clone());
+    }
+    error.with_hint("fix the cause, then `omsup rehearse --clean` removes the rest")
+}
+
+fn print_measures(id: &str, measures: &omsup_exec::rehearsal::Measures, took: Duration) {
+    let mut out = format!(
+        "Rehearsal `{id}` succeeded in {:.1} s: init took the copies to {}.\n",
+        took.as_secs_f64(),
+        measures.schema_version
+    );
+    for copy in &measures.copies {
+        out.push_str(&format!(
+            "  copy {:<24} {:>8} rows {:>12} bytes {:>8.1} s\n",
+            copy.source,
+            copy.rows,
+            copy.bytes,
+            copy.took_ms as f64 / 1000.0
+        ));
+    }
+    if let Some(ms) = measures.image_load_ms {
+        out.push_str(&format!(
+            "  image load              {:>8.1} s\n",
+            ms as f64 / 1000.0
+        ));
+    }
+    out.push_str(&format!(
+        "  container start         {:>8.1} s\n  ready after             {:>8.1} s\n  init                    {:>8.1} s{}\n",
+        measures.start_ms as f64 / 1000.0,
+        measures.ready_ms as f64 / 1000.0,
+        measures.init_ms as f64 / 1000.0,
+        if measures.oms_version_remedy { " (with the `oms_version` remedy, as apply will)" } else { "" },
+    ));
+    anstream::print!("{out}");
+}
