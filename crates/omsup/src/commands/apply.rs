@@ -151,6 +151,20 @@ async fn apply_locked(
     if upgrade.is_empty() {
         return Ok(exit_codes::SUCCESS);
     }
+    match crate::commands::rehearse::estimate_note(journal, &upgrade.fingerprint).await {
+        Some((true, estimate)) => anstream::eprintln!("{estimate}"),
+        other => {
+            anstream::eprintln!(
+                "{} no successful rehearsal of this plan (fingerprint {}): init will run for the first time inside the downtime window; `omsup rehearse -f {}` tries it on copies first",
+                style.yellow("warning:"),
+                &upgrade.fingerprint[..upgrade.fingerprint.len().min(12)],
+                plan_path.display()
+            );
+            if let Some((_, estimate)) = other {
+                anstream::eprintln!("{estimate}");
+            }
+        }
+    }
     confirm(
         &format!(
             "Apply these {} steps to deployment `{}`?",

@@ -18,8 +18,9 @@
 use std::time::{Duration, Instant};
 
 use omsup_exec::rehearsal::{Cleaned, Phase, Rehearsal};
-use omsup_journal::{LockPurpose, RunId};
+use omsup_journal::{DeploymentLock, Journal, LockPurpose, RehearsalRecord, RunId, Timestamp};
 use omsup_model::PlanFile;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::RehearseArgs;
 use crate::commands::common::{journal_error, open_journal, runtime, state_dir_for};
@@ -67,7 +68,7 @@ async fn rehearse(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
             args.force_unlock.as_deref(),
         )
         .await?;
-        locked(args, style, plan_file, bytes, secrets).await
+        locked(args, style, (plan_file, bytes, secrets), (&journal, &lock)).await
     }
     .await;
     release(lock).await;
@@ -120,9 +121,8 @@ fn place(plan_file: &PlanFile, node_ip: &str) -> Result<Place, CliError> {
 async fn locked(
     args: &RehearseArgs,
     style: &Style,
-    plan_file: PlanFile,
-    bytes: Vec<u8>,
-    secrets: omsup_exec::secrets::Secrets,
+    (plan_file, bytes, secrets): (PlanFile, Vec<u8>, omsup_exec::secrets::Secrets),
+    (journal, lock): (&Journal, &DeploymentLock),
 ) -> Result<u8, CliError> {
     let prepared = observe_prepared(plan_file, bytes, secrets).await;
     if report_observation_problems(&prepared.observation, style) > 0 {
@@ -232,6 +232,27 @@ async fn locked(
         omsup_exec::rehearsal::clean(&pool, &docker, deployment, Some(&rehearsal.id)).await;
     report_cleaned(&cleaned, "removed the rehearsal's");
     let problems = (!cleaned.problems.is_empty()).then(|| not_cleaned(&cleaned));
+    if let Some(result) = &result {
+        let document = RehearsalDocument {
+            format_version: RehearsalDocument::FORMAT_VERSION,
+            node: rehearsal.node_ip.clone(),
+            docker: place.docker.docker.clone(),
+            measures: result.as_ref().ok().cloned(),
+            failed_step: result.as_ref().err().map(|e| e.step().to_string()),
+        };
+        let record = RehearsalRecord {
+            rehearsal_id: rehearsal.id.clone(),
+            plan_fingerprint: plan.fingerprint.clone(),
+            finished_at: Timestamp::now(),
+            succeeded: result.is_ok(),
+            document: serde_json::to_value(&document).expect("a document serializes"),
+        };
+        if let Err(error) = journal.record_rehearsal(lock, &record).await {
+            anstream::eprintln!(
+                "warning: the rehearsal could not be recorded in the journal: {error}"
+            );
+        }
+    }
     match result {
         None => Err(CliError::new(format!(
             "rehearsal `{}` interrupted: nothing of the deployment was changed",
@@ -261,6 +282,7 @@ async fn locked(
                 return Err(problem);
             }
             print_measures(&rehearsal.id, &measures, started.elapsed());
+            anstream::println!("{}", Estimate::of(&measures).line());
             Ok(exit_codes::SUCCESS)
         }
     }
@@ -319,4 +341,136 @@ fn print_measures(id: &str, measures: &omsup_exec::rehearsal::Measures, took: Du
         if measures.oms_version_remedy { " (with the `oms_version` remedy, as apply will)" } else { "" },
     ));
     anstream::print!("{out}");
+}
+
+/// What a rehearsal keeps in the journal ([`RehearsalRecord::document`]), keyed there by the
+/// plan's fingerprint. Format version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RehearsalDocument {
+    pub format_version: u32,
+    /// The node whose new container was mirrored.
+    pub node: String,
+    /// Where the throwaway container ran.
+    pub docker: String,
+    /// What a successful rehearsal measured.
+    pub measures: Option<omsup_exec::rehearsal::Measures>,
+    /// The step a failed one stopped at.
+    pub failed_step: Option<String>,
+}
+
+impl RehearsalDocument {
+    const FORMAT_VERSION: u32 = 1;
+}
+
+/// The downtime window a rehearsal's figures predict: the backups (run in parallel: the
+/// slowest database; its copy stands for its dump, both read every row), the new container's
+/// start and readiness, and init. Stopping the old containers and the online check come on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Estimate {
+    pub backups_ms: u64,
+    pub start_ms: u64,
+    pub init_ms: u64,
+}
+
+impl Estimate {
+    pub fn of(measures: &omsup_exec::rehearsal::Measures) -> Self {
+        Self {
+            backups_ms: measures.copies.iter().map(|c| c.took_ms).max().unwrap_or(0),
+            start_ms: measures.start_ms + measures.ready_ms,
+            init_ms: measures.init_ms,
+        }
+    }
+
+    pub fn total_ms(&self) -> u64 {
+        self.backups_ms + self.start_ms + self.init_ms
+    }
+
+    /// `Estimated downtime window: ~N s (backups A s + start B s + init C s)`.
+    pub fn line(&self) -> String {
+        let s = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+        format!(
+            "Estimated downtime window: ~{} (backups {} + start and readiness {} + init {}; stopping the old containers and the online check come on top)",
+            s(self.total_ms()),
+            s(self.backups_ms),
+            s(self.start_ms),
+            s(self.init_ms)
+        )
+    }
+}
+
+/// The estimate from the last successful rehearsal of `fingerprint` (else of any plan of the
+/// deployment, said so), with its age; `None` when the journal holds no successful rehearsal.
+pub(crate) async fn estimate_note(journal: &Journal, fingerprint: &str) -> Option<(bool, String)> {
+    let exact = journal
+        .last_rehearsal(Some(fingerprint), true)
+        .await
+        .ok()
+        .flatten();
+    let (same_plan, record) = match exact {
+        Some(record) => (true, record),
+        None => (
+            false,
+            journal.last_rehearsal(None, true).await.ok().flatten()?,
+        ),
+    };
+    let document: RehearsalDocument = serde_json::from_value(record.document.clone()).ok()?;
+    if document.format_version != RehearsalDocument::FORMAT_VERSION {
+        return None;
+    }
+    let measures = document.measures?;
+    let age = Timestamp::now().duration_since(record.finished_at);
+    Some((
+        same_plan,
+        format!(
+            "{}\n  based on rehearsal `{}` {} ago{}",
+            Estimate::of(&measures).line(),
+            record.rehearsal_id,
+            omsup_journal::time::human_duration(age),
+            if same_plan {
+                " of this plan".to_owned()
+            } else {
+                format!(
+                    " of another plan (fingerprint {}): the deployment changed since",
+                    &record.plan_fingerprint[..record.plan_fingerprint.len().min(12)]
+                )
+            }
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use omsup_exec::rehearsal::{CopyMeasure, Measures};
+
+    use super::Estimate;
+
+    #[test]
+    fn the_estimate_adds_the_slowest_backup_the_start_and_init() {
+        let copy = |took_ms| CopyMeasure {
+            source: "rm".into(),
+            scratch: "x".into(),
+            tables: 1,
+            rows: 1,
+            bytes: 1,
+            took_ms,
+        };
+        let measures = Measures {
+            copies: vec![copy(1_200), copy(3_400), copy(800)],
+            image_load_ms: Some(9_000),
+            start_ms: 500,
+            ready_ms: 1_500,
+            init_ms: 120_000,
+            oms_version_remedy: false,
+            schema_version: "4.2.9-CE".into(),
+        };
+        let estimate = Estimate::of(&measures);
+        assert_eq!(estimate.total_ms(), 3_400 + 2_000 + 120_000);
+        assert!(
+            estimate
+                .line()
+                .starts_with("Estimated downtime window: ~125.4 s (backups 3.4 s"),
+            "{}",
+            estimate.line()
+        );
+    }
 }

@@ -193,6 +193,16 @@ async fn a_rehearsal_killed_midway_is_cleaned_and_the_next_one_succeeds_touching
     assert_eq!(untouched(&stage.world).await, before);
     let status = omsup(&["status", "-f", &stage.plan, "--format", "json"]);
     assert!(held_lock_id(&stage.plan).is_none(), "{}", show(&status));
+
+    // What it measured feeds the plan's downtime estimate, of this very plan.
+    let plan = omsup(&["plan", "-f", &stage.plan]);
+    assert_eq!(plan.code, 0, "{}", show(&plan));
+    assert!(
+        plan.stdout.contains("Estimated downtime window: ~")
+            && plan.stdout.contains("ago of this plan"),
+        "{}",
+        show(&plan)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,6 +242,13 @@ async fn a_failing_rehearsal_shows_the_init_failure_apply_would_meet_in_its_wind
     assert_eq!(apply.code, 1, "{}", show(&apply));
     assert!(
         apply.stderr.contains(".init`") && apply.stderr.contains("legacy-sync"),
+        "{}",
+        show(&apply)
+    );
+    assert!(
+        apply
+            .stderr
+            .contains("warning: no successful rehearsal of this plan"),
         "{}",
         show(&apply)
     );
