@@ -218,7 +218,7 @@ fn note_downtime_estimate(file: &Path, state_dir: Option<&Path>, fingerprint: &s
         })
     });
     match note {
-        Some((_, text)) => anstream::println!("{text}"),
+        Some(note) => anstream::println!("{}", note.text),
         None => anstream::eprintln!(
             "no downtime estimate: no successful rehearsal of this deployment; `omsup rehearse -f {}` measures one (and tries init on copies)",
             file.display()

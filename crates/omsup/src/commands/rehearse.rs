@@ -400,7 +400,7 @@ impl Estimate {
 
 /// The estimate from the last successful rehearsal of `fingerprint` (else of any plan of the
 /// deployment, said so), with its age; `None` when the journal holds no successful rehearsal.
-pub(crate) async fn estimate_note(journal: &Journal, fingerprint: &str) -> Option<(bool, String)> {
+pub(crate) async fn estimate_note(journal: &Journal, fingerprint: &str) -> Option<EstimateNote> {
     let exact = journal
         .last_rehearsal(Some(fingerprint), true)
         .await
@@ -419,11 +419,13 @@ pub(crate) async fn estimate_note(journal: &Journal, fingerprint: &str) -> Optio
     }
     let measures = document.measures?;
     let age = Timestamp::now().duration_since(record.finished_at);
-    Some((
+    let estimate = Estimate::of(&measures);
+    Some(EstimateNote {
         same_plan,
-        format!(
+        total_ms: estimate.total_ms(),
+        text: format!(
             "{}\n  based on rehearsal `{}` {} ago{}",
-            Estimate::of(&measures).line(),
+            estimate.line(),
             record.rehearsal_id,
             omsup_journal::time::human_duration(age),
             if same_plan {
@@ -435,7 +437,16 @@ pub(crate) async fn estimate_note(journal: &Journal, fingerprint: &str) -> Optio
                 )
             }
         ),
-    ))
+    })
+}
+
+/// [`estimate_note`]'s answer.
+pub(crate) struct EstimateNote {
+    /// The rehearsal was of this very plan fingerprint.
+    pub same_plan: bool,
+    pub total_ms: u64,
+    /// The estimate, what it is made of, and the rehearsal it comes from with its age.
+    pub text: String,
 }
 
 #[cfg(test)]
