@@ -321,11 +321,11 @@ pub mod help {
             ),
             (
                 FAILURE,
-                "the rehearsal failed (the step and init's log tail; apply would fail the same way), or a service is unreachable",
+                "the rehearsal failed (the step and init's log tail; apply would fail the same way), a service is unreachable, or the plan file has errors",
             ),
             (
                 crate::exit_codes::REFUSED,
-                "refused before touching anything: lock held, unfinished run, `network = \"host\"` on a node's daemon",
+                "refused before touching anything: lock held, unfinished run",
             ),
             (
                 crate::exit_codes::INTERRUPTED,

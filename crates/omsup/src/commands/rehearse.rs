@@ -12,8 +12,8 @@
 //!
 //! Exit codes: 0 the rehearsal succeeded (or `--clean` removed what there was), 1 it failed
 //! (the step, the init log's tail; apply would fail the same way inside its downtime window),
-//! 3 refused before touching anything (lock held, unfinished run, `network = "host"` on a
-//! node's daemon), 4 interrupted (cleaned up), 64 usage.
+//! (or the plan file has errors, such as `network = "host"` on a node's daemon), 3 refused
+//! before touching anything (lock held, unfinished run), 4 interrupted (cleaned up), 64 usage.
 
 use std::time::{Duration, Instant};
 
@@ -75,14 +75,15 @@ async fn rehearse(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
     outcome
 }
 
-/// Where the throwaway container runs, resolved from `[rehearsal]` and the first node.
+/// Where the throwaway container runs, resolved from `[rehearsal]` and the first node
+/// (`network = "host"` on a node's daemon is a lint error, `rehearsal-host-network`).
 struct Place {
     docker: omsup_model::plan::Node,
     network: String,
     host_ip: String,
 }
 
-fn place(plan_file: &PlanFile, node_ip: &str) -> Result<Place, CliError> {
+fn place(plan_file: &PlanFile, node_ip: &str) -> Place {
     let first = plan_file
         .nodes()
         .map(|(_, node)| node)
@@ -99,23 +100,11 @@ fn place(plan_file: &PlanFile, node_ip: &str) -> Result<Place, CliError> {
         docker.tls = settings.tls.clone();
         docker.ssh = settings.ssh.clone();
     }
-    if network == "host"
-        && let Some((_, node)) = plan_file
-            .nodes()
-            .find(|(_, node)| node.docker == docker.docker)
-    {
-        return Err(CliError::new(format!(
-                "refusing to rehearse with `network = \"host\"` on the Docker daemon of node {} (`{}`): the throwaway OMS would bind the ports of the running one",
-                node.ip, node.docker
-            ))
-            .with_hint("name a host without OMS in `[rehearsal] docker`, or leave `[rehearsal] network` at `bridge`")
-            .with_exit_code(exit_codes::REFUSED));
-    }
-    Ok(Place {
+    Place {
         host_ip: settings.host_ip.unwrap_or_else(|| first.ip.clone()),
         docker,
         network,
-    })
+    }
 }
 
 async fn locked(
@@ -152,7 +141,7 @@ async fn locked(
         .clone()
         .or_else(|| plan_file.nodes().next().map(|(_, n)| n.ip.clone()))
         .unwrap_or_default();
-    let place = place(plan_file, &first_ip)?;
+    let place = place(plan_file, &first_ip);
     let docker = omsup_exec::docker_actions::connect_node_docker(
         &place.docker,
         &plan_file.timeouts,
