@@ -75,7 +75,7 @@ async fn rehearse(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
     outcome
 }
 
-/// Where the throwaway container runs, resolved from `[rehearsal]` and the first node
+/// Where the throwaway container runs, resolved from `[rehearsal]` and the plan file's first node
 /// (`network = "host"` on a node's daemon is a lint error, `rehearsal-host-network`).
 struct Place {
     docker: omsup_model::plan::Node,
@@ -83,12 +83,12 @@ struct Place {
     host_ip: String,
 }
 
-fn place(plan_file: &PlanFile, node_ip: &str) -> Place {
+fn place(plan_file: &PlanFile) -> Place {
     let first = plan_file
         .nodes()
         .map(|(_, node)| node)
-        .find(|node| node.ip == node_ip)
-        .expect("the node is in the plan file");
+        .next()
+        .expect("a plan file has a node (schema)");
     let settings = plan_file.rehearsal.clone().unwrap_or_default();
     let network = settings
         .network
@@ -113,35 +113,14 @@ async fn locked(
     (plan_file, bytes, secrets): (PlanFile, Vec<u8>, omsup_exec::secrets::Secrets),
     (journal, lock): (&Journal, &DeploymentLock),
 ) -> Result<u8, CliError> {
-    let prepared = observe_prepared(plan_file, bytes, secrets).await;
-    if report_observation_problems(&prepared.observation, style) > 0 {
-        return Err(
-            CliError::new("cannot observe the whole deployment: nothing was rehearsed")
-                .with_hint("fix what the errors above name, then run `omsup rehearse` again"),
-        );
-    }
-    let plan_file = &prepared.plan_file;
-    let plan = omsup_engine::plan(
-        plan_file,
-        &prepared.plan_file_bytes,
-        &prepared.observation.world,
-    );
-    let pool = omsup_exec::apply::connect_meta_db(plan_file, &prepared.secrets)
+    // `--clean` and the clean-up of earlier rehearsals need only the meta database and the
+    // rehearsal host, not the whole deployment.
+    let place = place(&plan_file);
+    let pool = omsup_exec::apply::connect_meta_db(&plan_file, &secrets)
         .await
         .map_err(|message| {
             CliError::new(message).with_hint("check `[meta_db]` and the password")
         })?;
-    let node_ip = plan
-        .diff
-        .nodes
-        .iter()
-        .find(|node| plan.new_container(&node.ip).is_some())
-        .map(|node| node.ip.clone());
-    let first_ip = node_ip
-        .clone()
-        .or_else(|| plan_file.nodes().next().map(|(_, n)| n.ip.clone()))
-        .unwrap_or_default();
-    let place = place(plan_file, &first_ip);
     let docker = omsup_exec::docker_actions::connect_node_docker(
         &place.docker,
         &plan_file.timeouts,
@@ -149,9 +128,8 @@ async fn locked(
     )
     .await
     .map_err(CliError::new)?;
-    let deployment = &plan_file.deployment.name;
-
-    let leftovers = omsup_exec::rehearsal::clean(&pool, &docker, deployment, None).await;
+    let deployment = plan_file.deployment.name.clone();
+    let leftovers = omsup_exec::rehearsal::clean(&pool, &docker, &deployment, None).await;
     report_cleaned(&leftovers, "removed what an earlier rehearsal left");
     if args.clean {
         return if leftovers.problems.is_empty() {
@@ -165,6 +143,27 @@ async fn locked(
             Err(not_cleaned(&leftovers))
         };
     }
+
+    let prepared = observe_prepared(plan_file, bytes, secrets).await;
+    if report_observation_problems(&prepared.observation, style) > 0 {
+        return Err(
+            CliError::new("cannot observe the whole deployment: nothing was rehearsed")
+                .with_hint("fix what the errors above name, then run `omsup rehearse` again"),
+        );
+    }
+    let plan_file = &prepared.plan_file;
+    let plan = omsup_engine::plan(
+        plan_file,
+        &prepared.plan_file_bytes,
+        &prepared.observation.world,
+    );
+    // The node whose new container is mirrored: the first one the plan starts one on.
+    let node_ip = plan
+        .diff
+        .nodes
+        .iter()
+        .find(|node| plan.new_container(&node.ip).is_some())
+        .map(|node| node.ip.clone());
     let Some(node_ip) = node_ip else {
         anstream::eprintln!(
             "nothing to rehearse: the plan starts no new container (the deployment is at {} already)",
@@ -218,7 +217,7 @@ async fn locked(
         }
     };
     let cleaned =
-        omsup_exec::rehearsal::clean(&pool, &docker, deployment, Some(&rehearsal.id)).await;
+        omsup_exec::rehearsal::clean(&pool, &docker, &deployment, Some(&rehearsal.id)).await;
     report_cleaned(&cleaned, "removed the rehearsal's");
     let problems = (!cleaned.problems.is_empty()).then(|| not_cleaned(&cleaned));
     if let Some(result) = &result {
