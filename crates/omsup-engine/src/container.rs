@@ -497,3 +497,62 @@ fn explicit_options(base: &ContainerOptions, node: Option<&ContainerOptions>) ->
         env,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rehearsal_container_mounts_nothing_of_the_host_and_is_no_runs() {
+        let new = ContainerSpec {
+            name: "oms_428".into(),
+            image: "oms:feature_4.2.9-ce".into(),
+            env: [
+                ("OMS_HOST_IP", EnvValue::Value("10.0.0.2".into())),
+                ("IS_UPGRADE", EnvValue::Value("true".into())),
+                ("TZ", EnvValue::Value("Asia/Shanghai".into())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            labels: [
+                (LABEL_RUN_ID.to_owned(), LabelValue::RunId),
+                ("team".to_owned(), LabelValue::Value("dba".into())),
+            ]
+            .into_iter()
+            .collect(),
+            binds: vec![Bind {
+                host: "/data/oms/config.yaml".into(),
+                container: "/home/admin/conf/config.yaml".into(),
+                read_only: false,
+            }],
+            settings: ContainerSettings {
+                network_mode: Some("host".into()),
+                restart_policy: Some(RestartPolicy {
+                    name: "always".into(),
+                    maximum_retry_count: 0,
+                }),
+                ..Default::default()
+            },
+        };
+        let spec = rehearsal_spec(&new, "omsup-rehearsal-x-1", "bridge", "10.0.0.9", "x", "1");
+        assert_eq!(spec.name, "omsup-rehearsal-x-1");
+        assert_eq!(spec.image, new.image);
+        assert!(spec.binds.is_empty());
+        assert_eq!(spec.settings.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(spec.settings.restart_policy, None);
+        assert_eq!(
+            spec.create_env(&BTreeMap::new()).unwrap(),
+            [
+                "IS_UPGRADE=true",
+                "OMS_HOST_IP=10.0.0.9",
+                "TZ=Asia/Shanghai"
+            ]
+        );
+        let labels = spec.create_labels("run-1");
+        assert!(!labels.contains_key(LABEL_RUN_ID), "{labels:?}");
+        assert_eq!(labels[LABEL_REHEARSAL], "1");
+        assert_eq!(labels[LABEL_REHEARSAL_DEPLOYMENT], "x");
+        assert_eq!(labels["team"], "dba");
+    }
+}
