@@ -61,6 +61,7 @@ mod tests {
             "-rollback",
             "-status",
             "-history",
+            "-rehearse",
             "-graph",
             "-report",
             "-state",

@@ -184,6 +184,9 @@ async fn migrate(
     to: Version,
     log: &mut InitLog,
 ) -> Result<(), String> {
+    if from < to {
+        refuse_unmigratable(pool, config, to).await?;
+    }
     // Re-creating base tables is a no-op on a healthy deployment and repairs a partial one.
     for (db, sql) in schema::BASE {
         schema::execute_in(pool, config, *db, sql).await?;
@@ -200,6 +203,33 @@ async fn migrate(
         schema::execute_in(pool, config, migration.db, migration.sql).await?;
     }
     Ok(())
+}
+
+/// A project status no version's migration can carry over: an upgrade that finds a project in
+/// it refuses before changing anything (the simulator's data-driven init failure: a row the
+/// migration refuses travels with the data, into backups and rehearsal copies alike).
+pub const UNMIGRATABLE_STATUS: &str = "UNMIGRATABLE";
+
+async fn refuse_unmigratable(
+    pool: &MySqlPool,
+    config: &SimConfig,
+    to: Version,
+) -> Result<(), String> {
+    let refused: Option<(i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT id, CAST(name AS CHAR) FROM `{}`.oms_project WHERE status = ? ORDER BY id LIMIT 1",
+        config.drc_rm_db
+    )))
+    .bind(UNMIGRATABLE_STATUS)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| format!("cannot read the projects: {e}"))?;
+    match refused {
+        Some((id, name)) => Err(format!(
+            "cannot migrate project {id} (`{name}`) to {}: its status `{UNMIGRATABLE_STATUS}` has no equivalent in this version",
+            schema::version_text(to)
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn record_version(pool: &MySqlPool, config: &SimConfig, own: Version) -> Result<(), String> {

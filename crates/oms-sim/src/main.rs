@@ -30,7 +30,10 @@
 //!   older than 4.1.1, refuses a downgrade, and otherwise applies the migrations of the
 //!   [`schema::LADDER`] between the recorded version and its own, keeping every row, records
 //!   its version and marks its host ONLINE. It ends with `[Completed] All initialization steps
-//!   are executed`. Running it twice is harmless.
+//!   are executed`. Running it twice is harmless. An upgrade refuses data it cannot migrate: an
+//!   rm `oms_project` row whose `status` is `UNMIGRATABLE` fails it (exit 1, naming the
+//!   project) before any change, whatever the knobs say; the row travels with the data, so a
+//!   rehearsal on copies meets the failure an apply would.
 //!
 //! Fault knobs, each an environment variable or a file in the mounted run directory
 //! `/home/ds/run/` (files let tests inject faults into containers that omsup creates):

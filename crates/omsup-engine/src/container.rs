@@ -33,6 +33,10 @@ pub const LABEL_RUN_ID: &str = "omsup.run-id";
 pub const LABEL_STEP_ID: &str = "omsup.step-id";
 /// omsup's own labels start with this; an old container's are never copied.
 pub const OMSUP_LABEL_PREFIX: &str = "omsup.";
+/// Label on `omsup rehearse`'s throwaway container: the rehearsal's id.
+pub const LABEL_REHEARSAL: &str = "omsup.rehearsal";
+/// Label on `omsup rehearse`'s throwaway container: the deployment it rehearses.
+pub const LABEL_REHEARSAL_DEPLOYMENT: &str = "omsup.rehearsal.deployment";
 /// Where the HTTPS certificate and key are mounted in an OMS container.
 pub const HTTPS_CERT_MOUNT: &str = "/etc/pki/nginx/oms_server.crt";
 pub const HTTPS_KEY_MOUNT: &str = "/etc/pki/nginx/oms_server.key";
@@ -374,6 +378,39 @@ pub fn own_spec(container: &ObservedContainer) -> ContainerSpec {
 /// target image, the node's container name, `IS_UPGRADE=true`, `OMS_HOST_IP`, omsup's labels
 /// (`omsup.run-id`, `omsup.step-id` = `step`; an earlier run's are dropped) and the plan file's
 /// explicit container options (the node's over `[container]`), which win.
+/// `omsup rehearse`'s throwaway container, from the new container `new` a node's `start-new`
+/// creates: the same image, environment (`IS_UPGRADE=true`) and settings, but no host mount
+/// (its config.yaml, pointing at the copies, is put in through the archive API), its own name,
+/// network and `OMS_HOST_IP`, no restart policy, and the rehearsal's labels instead of a run's.
+pub fn rehearsal_spec(
+    new: &ContainerSpec,
+    name: &str,
+    network: &str,
+    host_ip: &str,
+    deployment: &str,
+    rehearsal_id: &str,
+) -> ContainerSpec {
+    let mut spec = new.clone();
+    spec.name = name.to_owned();
+    spec.binds.clear();
+    spec.env
+        .insert("OMS_HOST_IP".into(), EnvValue::Value(host_ip.to_owned()));
+    spec.env
+        .insert("IS_UPGRADE".into(), EnvValue::Value("true".into()));
+    spec.labels
+        .retain(|key, _| !key.starts_with(OMSUP_LABEL_PREFIX));
+    for (key, value) in [
+        (LABEL_REHEARSAL, rehearsal_id),
+        (LABEL_REHEARSAL_DEPLOYMENT, deployment),
+    ] {
+        spec.labels
+            .insert(key.into(), LabelValue::Value(value.to_owned()));
+    }
+    spec.settings.network_mode = Some(network.to_owned());
+    spec.settings.restart_policy = None;
+    spec
+}
+
 pub fn upgrade_spec(
     old: &ContainerSpec,
     plan: &PlanFile,
@@ -458,5 +495,64 @@ fn explicit_options(base: &ContainerOptions, node: Option<&ContainerOptions>) ->
         https_cert: node.https_cert.clone().or_else(|| base.https_cert.clone()),
         https_key: node.https_key.clone().or_else(|| base.https_key.clone()),
         env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rehearsal_container_mounts_nothing_of_the_host_and_is_no_runs() {
+        let new = ContainerSpec {
+            name: "oms_428".into(),
+            image: "oms:feature_4.2.9-ce".into(),
+            env: [
+                ("OMS_HOST_IP", EnvValue::Value("10.0.0.2".into())),
+                ("IS_UPGRADE", EnvValue::Value("true".into())),
+                ("TZ", EnvValue::Value("Asia/Shanghai".into())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            labels: [
+                (LABEL_RUN_ID.to_owned(), LabelValue::RunId),
+                ("team".to_owned(), LabelValue::Value("dba".into())),
+            ]
+            .into_iter()
+            .collect(),
+            binds: vec![Bind {
+                host: "/data/oms/config.yaml".into(),
+                container: "/home/admin/conf/config.yaml".into(),
+                read_only: false,
+            }],
+            settings: ContainerSettings {
+                network_mode: Some("host".into()),
+                restart_policy: Some(RestartPolicy {
+                    name: "always".into(),
+                    maximum_retry_count: 0,
+                }),
+                ..Default::default()
+            },
+        };
+        let spec = rehearsal_spec(&new, "omsup-rehearsal-x-1", "bridge", "10.0.0.9", "x", "1");
+        assert_eq!(spec.name, "omsup-rehearsal-x-1");
+        assert_eq!(spec.image, new.image);
+        assert!(spec.binds.is_empty());
+        assert_eq!(spec.settings.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(spec.settings.restart_policy, None);
+        assert_eq!(
+            spec.create_env(&BTreeMap::new()).unwrap(),
+            [
+                "IS_UPGRADE=true",
+                "OMS_HOST_IP=10.0.0.9",
+                "TZ=Asia/Shanghai"
+            ]
+        );
+        let labels = spec.create_labels("run-1");
+        assert!(!labels.contains_key(LABEL_RUN_ID), "{labels:?}");
+        assert_eq!(labels[LABEL_REHEARSAL], "1");
+        assert_eq!(labels[LABEL_REHEARSAL_DEPLOYMENT], "x");
+        assert_eq!(labels["team"], "dba");
     }
 }

@@ -429,6 +429,7 @@ pub fn build_plan(nodes: &[NodeSeen], options: &InitOptions) -> Result<PlanFile,
         },
         regions: plan_regions,
         state: Default::default(),
+        rehearsal: None,
     })
 }
 

@@ -449,13 +449,7 @@ async fn start_new(
             .await
             .map_err(&docker_err)?;
     }
-    let old_env = crate::docker_spec::env_map(
-        old.config
-            .as_ref()
-            .and_then(|c| c.env.as_ref())
-            .into_iter()
-            .flatten(),
-    );
+    let old_env = crate::docker_spec::container_env(&old);
     let (id, created) = docker_actions::create_container(docker, spec, &ctx.run_id, &old_env)
         .await
         .map_err(&docker_err)?;
@@ -480,36 +474,68 @@ async fn init(
 ) -> Result<StepOutput, StepError> {
     let change = ctx.node(step, run_on)?;
     let docker = ctx.docker(step, run_on)?;
-    let timeout = ctx.plan_file.timeouts.init.as_duration();
-    let docker_err = StepError::docker(&step.id);
-    // The upgrade guides wait for every supervisor component to be RUNNING before init.
-    docker_actions::wait_components_running(
+    let (outcome, remedy) = run_init_judged(
         docker,
-        &change.container,
-        ctx.plan_file.timeouts.readiness.as_duration(),
+        (&change.container, run_on),
+        (&ctx.pool, &ctx.plan_file.meta_db.rm),
+        ctx.plan.diff.from,
+        &ctx.plan_file.timeouts,
+        &step.id,
     )
-    .await
-    .map_err(&docker_err)?;
-    let mut outcome = docker_actions::run_init(docker, &change.container, timeout)
+    .await?;
+    let scope = match scope {
+        InitScope::Region(region) => format!("region {region}"),
+        InitScope::Node(ip) => format!("node {ip}"),
+    };
+    Ok(StepOutput::Init(InitOutput {
+        scope,
+        run_on: run_on.to_owned(),
+        exit_code: outcome.exit_code,
+        took_ms: outcome.took.as_millis() as u64,
+        oms_version_remedy: remedy,
+    }))
+}
+
+/// `docker_init.sh` in `container` (on node `node`) as the upgrade runs it: once every
+/// supervisor component is RUNNING, with the `oms_version` remedy when init asks for it
+/// (recorded in `rm` through `pool`, from the old version `from`, then init again), judged by
+/// exit 0 *and* the `[Completed]` last line; a failure carries the init log's tail. Returns the
+/// outcome and whether the remedy was applied. Shared by apply's init steps and `omsup
+/// rehearse` (whose `rm` is its copy).
+pub async fn run_init_judged(
+    docker: &Docker,
+    (container, node): (&str, &str),
+    (pool, rm): (&MySqlPool, &str),
+    from: Option<omsup_model::OmsVersion>,
+    timeouts: &omsup_model::plan::Timeouts,
+    step: &StepId,
+) -> Result<(docker_actions::InitOutcome, bool), StepError> {
+    let timeout = timeouts.init.as_duration();
+    let docker_err = StepError::docker(step);
+    // The upgrade guides wait for every supervisor component to be RUNNING before init.
+    docker_actions::wait_components_running(docker, container, timeouts.readiness.as_duration())
+        .await
+        .map_err(&docker_err)?;
+    let mut outcome = docker_actions::run_init(docker, container, timeout)
         .await
         .map_err(&docker_err)?;
     let mut remedy = false;
     if outcome.needs_version_remedy() {
-        let from = ctx.plan.diff.from.filter(|v| *v >= omsup_model::OmsVersion::MINIMUM_UPGRADABLE).ok_or_else(|| {
-            StepError::other(&step.id, "init refused the upgrade (`Version before 4.1.1 is not allowed to upgrade`) and the old version is unknown or below 4.1.1")
+        let from = from.filter(|v| *v >= omsup_model::OmsVersion::MINIMUM_UPGRADABLE).ok_or_else(|| {
+            StepError::other(step, "init refused the upgrade (`Version before 4.1.1 is not allowed to upgrade`) and the old version is unknown or below 4.1.1")
         })?;
-        meta_actions::record_oms_version(&ctx.pool, &ctx.plan_file.meta_db.rm, from)
+        meta_actions::record_oms_version(pool, rm, from)
             .await
-            .map_err(StepError::meta(&step.id))?;
+            .map_err(StepError::meta(step))?;
         remedy = true;
-        outcome = docker_actions::run_init(docker, &change.container, timeout)
+        outcome = docker_actions::run_init(docker, container, timeout)
             .await
             .map_err(&docker_err)?;
     }
     if !outcome.succeeded() {
         let tail: Vec<&str> = outcome.output.trim_end().lines().rev().take(15).collect();
         let tail = tail.into_iter().rev().collect::<Vec<&str>>().join("\n");
-        let (container, node) = (change.container.clone(), run_on.to_owned());
+        let (container, node) = (container.to_owned(), node.to_owned());
         let failure = if outcome.exit_code == 0 {
             Failure::InitIncomplete {
                 container,
@@ -524,17 +550,7 @@ async fn init(
                 tail,
             }
         };
-        return Err(StepError::failed(&step.id, failure));
+        return Err(StepError::failed(step, failure));
     }
-    let scope = match scope {
-        InitScope::Region(region) => format!("region {region}"),
-        InitScope::Node(ip) => format!("node {ip}"),
-    };
-    Ok(StepOutput::Init(InitOutput {
-        scope,
-        run_on: run_on.to_owned(),
-        exit_code: outcome.exit_code,
-        took_ms: outcome.took.as_millis() as u64,
-        oms_version_remedy: remedy,
-    }))
+    Ok((outcome, remedy))
 }

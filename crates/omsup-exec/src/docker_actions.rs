@@ -840,27 +840,36 @@ pub async fn connect_dockers(
 ) -> Result<BTreeMap<String, Docker>, String> {
     let mut dockers = BTreeMap::new();
     for (_, node) in plan_file.nodes() {
-        let endpoint: omsup_model::endpoint::DockerEndpoint =
-            node.docker
-                .parse()
-                .map_err(|e: omsup_model::endpoint::EndpointParseError| {
-                    format!("node {}: `docker = {:?}`: {e}", node.ip, node.docker)
-                })?;
-        let docker = crate::observe::connect_docker(&endpoint, node)
-            .await
-            .map_err(|cause| {
-                let failure = crate::link::connect_failure(&cause, &endpoint);
-                format!(
-                    "cannot reach the Docker daemon of node {} at `{}`: {failure}",
-                    node.ip, node.docker
-                )
-            })?;
-        dockers.insert(
-            node.ip.clone(),
-            docker.with_timeout(action_request_timeout(&plan_file.timeouts)),
-        );
+        let docker =
+            connect_node_docker(node, &plan_file.timeouts, &format!("node {}", node.ip)).await?;
+        dockers.insert(node.ip.clone(), docker);
     }
     Ok(dockers)
+}
+
+/// Connects to `node`'s daemon (its endpoint, TLS and SSH files) for actions; the error names
+/// it as `what` (`node 10.0.0.2`, `the rehearsal host`).
+pub async fn connect_node_docker(
+    node: &omsup_model::plan::Node,
+    timeouts: &omsup_model::plan::Timeouts,
+    what: &str,
+) -> Result<Docker, String> {
+    let endpoint: omsup_model::endpoint::DockerEndpoint =
+        node.docker
+            .parse()
+            .map_err(|e: omsup_model::endpoint::EndpointParseError| {
+                format!("{what}: `docker = {:?}`: {e}", node.docker)
+            })?;
+    let docker = crate::observe::connect_docker(&endpoint, node)
+        .await
+        .map_err(|cause| {
+            let failure = crate::link::connect_failure(&cause, &endpoint);
+            format!(
+                "cannot reach the Docker daemon of {what} at `{}`: {failure}",
+                node.docker
+            )
+        })?;
+    Ok(docker.with_timeout(action_request_timeout(timeouts)))
 }
 
 /// How long one Docker request of an action may take. Observation uses short request

@@ -25,6 +25,19 @@ pub fn env_map<'a>(entries: impl IntoIterator<Item = &'a String>) -> BTreeMap<St
         .collect()
 }
 
+/// A container's environment, as inspected, as a map (what a new container copies its
+/// secret-looking values from).
+pub fn container_env(inspect: &ContainerInspectResponse) -> BTreeMap<String, String> {
+    env_map(
+        inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten(),
+    )
+}
+
 /// What an image brings by itself.
 pub fn image_defaults(image: &ImageInspect) -> ImageDefaults {
     let config = image.config.as_ref();

@@ -13,6 +13,7 @@ pub mod link;
 pub mod meta_actions;
 pub mod node_package;
 pub mod observe;
+pub mod rehearsal;
 pub mod scheduler;
 pub mod secrets;
 pub mod ssh;

@@ -132,6 +132,7 @@ pub(crate) enum Store {
 pub(crate) struct Tables {
     pub(crate) runs: String,
     pub(crate) events: String,
+    pub(crate) rehearsals: String,
     pub(crate) scope_column: &'static str,
     pub(crate) scope_value: String,
 }
@@ -269,12 +270,14 @@ impl Journal {
             Store::Local { .. } => Tables {
                 runs: "runs".to_owned(),
                 events: "events".to_owned(),
+                rehearsals: "rehearsals".to_owned(),
                 scope_column: "deployment",
                 scope_value: deployment.to_owned(),
             },
             Store::Shared { state, key } => Tables {
                 runs: state.table("runs"),
                 events: state.table("events"),
+                rehearsals: state.table("rehearsals"),
                 scope_column: "lock_key",
                 scope_value: key.clone(),
             },

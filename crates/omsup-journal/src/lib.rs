@@ -50,6 +50,7 @@ pub mod journal;
 pub mod lock;
 pub mod migrate;
 pub mod queries;
+pub mod rehearsals;
 pub mod run;
 pub mod schema;
 pub mod shared;
@@ -61,6 +62,7 @@ pub use event::{EventColumns, EventKind, JournalEvent, RunState, StepRecord, Ste
 pub use ids::{LockId, RunId, StepId};
 pub use journal::{Backend, Journal, journal_path, journals_in};
 pub use lock::{DeploymentLock, LockHolder, LockPurpose, LockRequest, LockTiming, Staleness};
+pub use rehearsals::RehearsalRecord;
 pub use run::{NewRun, PlannedStep, RunInfo, RunKind, RunOutcome};
 pub use schema::SCHEMA_VERSION;
 pub use time::Timestamp;

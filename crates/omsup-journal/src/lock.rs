@@ -54,6 +54,8 @@ pub enum LockPurpose {
     Rollback,
     /// `omsup state migrate`: the history is copied between backends.
     Migrate,
+    /// `omsup rehearse`: no run, but never beside one.
+    Rehearse,
 }
 
 impl LockPurpose {
@@ -63,6 +65,7 @@ impl LockPurpose {
             LockPurpose::Resume => "resume",
             LockPurpose::Rollback => "rollback",
             LockPurpose::Migrate => "migrate",
+            LockPurpose::Rehearse => "rehearse",
         }
     }
 }

@@ -55,6 +55,15 @@ pub const SCHEMA: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     )",
     "CREATE INDEX IF NOT EXISTS events_by_step ON events (run_id, step_id, seq)",
+    "CREATE TABLE IF NOT EXISTS rehearsals (
+        ordinal          INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment       TEXT NOT NULL,
+        rehearsal_id     TEXT NOT NULL,
+        plan_fingerprint TEXT NOT NULL,
+        finished_at      TEXT NOT NULL,
+        outcome          TEXT NOT NULL CHECK (outcome IN ('succeeded', 'failed')),
+        document         TEXT NOT NULL
+    )",
     "CREATE TRIGGER IF NOT EXISTS events_are_append_only BEFORE UPDATE ON events
      BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END",
     "CREATE TABLE IF NOT EXISTS deployment_lock (

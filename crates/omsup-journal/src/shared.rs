@@ -321,6 +321,23 @@ impl SharedState {
                 ),
             ),
             (
+                "rehearsals",
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (
+                        ordinal          BIGINT       NOT NULL AUTO_INCREMENT,
+                        lock_key         VARCHAR(64)  NOT NULL,
+                        rehearsal_id     VARCHAR(32)  NOT NULL,
+                        plan_fingerprint VARCHAR(128) NOT NULL,
+                        finished_at      VARCHAR(40)  NOT NULL,
+                        outcome          VARCHAR(16)  NOT NULL,
+                        document         LONGTEXT     NOT NULL,
+                        PRIMARY KEY (ordinal),
+                        KEY rehearsals_by_plan (lock_key, plan_fingerprint, ordinal)
+                    ) DEFAULT CHARSET = utf8mb4",
+                    self.table("rehearsals")
+                ),
+            ),
+            (
                 "events",
                 format!(
                     "CREATE TABLE IF NOT EXISTS {} (

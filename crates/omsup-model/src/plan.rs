@@ -44,6 +44,9 @@ pub struct PlanFile {
     /// Where omsup keeps its state in the meta database server (the deployment lock).
     #[serde(default, skip_serializing_if = "StateSettings::is_default")]
     pub state: StateSettings,
+    /// Where `omsup rehearse` runs its throwaway container of the target image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<Rehearsal>,
     /// The regions of the deployment, each with its heartbeat database and nodes.
     #[serde(rename = "region")]
     #[schemars(length(min = 1))]
@@ -430,6 +433,31 @@ pub struct Node {
     /// This node's own expected mounts, layered over `[mounts]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
+}
+
+/// `[rehearsal]`: where `omsup rehearse` runs the throwaway container of the target image that
+/// runs init against copies of the meta databases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Rehearsal {
+    /// The Docker daemon to run it on, as a node's `docker` (default: the first node's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<String>,
+    /// TLS client files for a `tcp://` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// SSH client files for an `ssh://` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshFiles>,
+    /// Its network mode: `bridge` (the default: a network of its own, so the fixed ports of an
+    /// OMS running on the same host are not in the way), another network's name, or `host`
+    /// (only on a daemon that runs no OMS of this deployment; refused on a node's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Its `OMS_HOST_IP` (default: the first node's IP; with `network = "host"`, the
+    /// rehearsal host's own address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
 }
 
 /// TLS client files for a Docker daemon reached over TCP.

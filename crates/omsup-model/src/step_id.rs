@@ -30,6 +30,10 @@ pub mod names {
     pub const REMOVE_NEW: &str = "remove-new";
     pub const RESTORE: &str = "restore";
     pub const START_OLD: &str = "start-old";
+    // `omsup rehearse`'s steps (their ids start with `rehearse.`; never journaled as a run's).
+    pub const COPY: &str = "copy";
+    pub const START: &str = "start";
+    pub const CHECK: &str = "check";
 }
 
 /// A step's stable id, e.g. `node[10.0.0.2].stop-old`, `db[rm_428].backup`, `ha.off`,
@@ -110,6 +114,35 @@ impl StepId {
 
     pub fn ha_restore() -> Self {
         Self::plain(names::HA_RESTORE)
+    }
+
+    // `omsup rehearse`'s steps.
+
+    /// Copying a meta database into the rehearsal's scratch database.
+    pub fn rehearse_copy(database: &str) -> Self {
+        Self::scoped("rehearse.db", database, names::COPY)
+    }
+
+    pub fn rehearse_load_image() -> Self {
+        Self(format!("rehearse.{}", names::LOAD_IMAGE))
+    }
+
+    /// Creating and starting the throwaway container.
+    pub fn rehearse_start() -> Self {
+        Self(format!("rehearse.{}", names::START))
+    }
+
+    pub fn rehearse_wait_ready() -> Self {
+        Self(format!("rehearse.{}", names::WAIT_READY))
+    }
+
+    pub fn rehearse_init() -> Self {
+        Self(format!("rehearse.{}", names::INIT))
+    }
+
+    /// The copies after init: version, rows, host ONLINE.
+    pub fn rehearse_check() -> Self {
+        Self(format!("rehearse.{}", names::CHECK))
     }
 
     // Undo steps.

@@ -24,7 +24,46 @@ pub fn validate(plan: &PlanFile) -> Vec<Finding> {
     check_health(&plan.health, FieldPath::root().key("health"), &mut findings);
     check_regions(plan, &mut findings);
     check_state(plan, &mut findings);
+    check_rehearsal(plan, &mut findings);
     findings
+}
+
+/// `[rehearsal]`: a throwaway OMS on the host network of a daemon that runs the deployment's
+/// OMS would bind the ports of the running one; its endpoint must parse.
+fn check_rehearsal(plan: &PlanFile, findings: &mut Vec<Finding>) {
+    let Some(rehearsal) = &plan.rehearsal else {
+        return;
+    };
+    let path = FieldPath::root().key("rehearsal");
+    if let Some(docker) = &rehearsal.docker
+        && let Err(error) = docker.parse::<DockerEndpoint>()
+    {
+        findings.push(
+            Finding::error(
+                "rehearsal-docker",
+                path.clone().key("docker"),
+                error.to_string(),
+            )
+            .with_hint("`unix:///var/run/docker.sock`, `tcp://host:2376` or `ssh://user@host`"),
+        );
+    }
+    let daemon = rehearsal
+        .docker
+        .as_deref()
+        .or_else(|| plan.nodes().next().map(|(_, node)| node.docker.as_str()));
+    let on_a_node = plan
+        .nodes()
+        .any(|(_, node)| Some(node.docker.as_str()) == daemon);
+    if rehearsal.network.as_deref() == Some("host") && on_a_node {
+        findings.push(
+            Finding::error(
+                "rehearsal-host-network",
+                path.key("network"),
+                "`network = \"host\"` on a node's Docker daemon: the throwaway OMS would bind the ports of the running one",
+            )
+            .with_hint("name a host without OMS in `[rehearsal] docker`, or leave `network` at its default, `bridge`"),
+        );
+    }
 }
 
 fn check_health(health: &HealthCheck, path: FieldPath, findings: &mut Vec<Finding>) {
@@ -577,6 +616,35 @@ mod tests {
 
     fn codes(plan: &PlanFile) -> Vec<&'static str> {
         validate(plan).iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_rehearsal_on_the_host_network_of_a_node_is_refused() {
+        let mut plan = example();
+        let node = plan.regions[0].nodes[0].docker.clone();
+        for (docker, network, refused) in [
+            (None, Some("host"), true),
+            (Some(node.as_str()), Some("host"), true),
+            (Some("ssh://admin@10.0.0.9"), Some("host"), false),
+            (None, None, false),
+            (None, Some("bridge"), false),
+        ] {
+            plan.rehearsal = Some(crate::plan::Rehearsal {
+                docker: docker.map(str::to_owned),
+                network: network.map(str::to_owned),
+                ..Default::default()
+            });
+            assert_eq!(
+                codes(&plan).contains(&"rehearsal-host-network"),
+                refused,
+                "{docker:?} {network:?}"
+            );
+        }
+        plan.rehearsal = Some(crate::plan::Rehearsal {
+            docker: Some("ftp://nowhere".into()),
+            ..Default::default()
+        });
+        assert!(codes(&plan).contains(&"rehearsal-docker"));
     }
 
     #[test]

@@ -921,6 +921,7 @@ impl World {
             health: plan::HealthCheck::default(),
             mounts: None,
             state: Default::default(),
+            rehearsal: None,
             regions,
         };
         let text = toml::to_string(&plan_file)
@@ -943,6 +944,30 @@ impl World {
 
     pub async fn meta_pool(&self) -> Result<MySqlPool> {
         meta_pool(&self.services).await
+    }
+
+    /// Runs one statement as the test administrator (data a test seeds for the simulator);
+    /// returns the rows it affected.
+    pub async fn execute(&self, statement: &str) -> Result<u64> {
+        let pool = self.meta_pool().await?;
+        sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .execute(&pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(sql_error("cannot run a test statement"))
+    }
+
+    /// The databases on the server whose names are `LIKE pattern`, sorted.
+    pub async fn databases_like(&self, pattern: &str) -> Result<Vec<String>> {
+        let pool = self.meta_pool().await?;
+        sqlx::query_scalar(
+            "SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata \
+             WHERE schema_name LIKE ? ORDER BY 1",
+        )
+        .bind(pattern)
+        .fetch_all(&pool)
+        .await
+        .map_err(sql_error("cannot list databases"))
     }
 
     /// Per table: rows and `CHECKSUM TABLE`, for "nothing was lost" comparisons.

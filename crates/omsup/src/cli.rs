@@ -83,6 +83,12 @@ pub enum Command {
     /// Show every run recorded in the journal
     #[command(after_help = help::HISTORY.render())]
     History(StateArgs),
+    /// Run the target version's init against copies of the meta databases, before the outage
+    #[command(
+        after_help = help::REHEARSE.render(),
+        long_about = "Run the target version's init against copies of the meta databases, before the outage.\n\nWith the deployment still running, copies rm, cm and every cm_hb into scratch databases on the same server (`<deployment>_rh_<id>_<role>`, marked as a rehearsal's), starts one throwaway container of the target image with a config.yaml pointing at the copies (on the daemon `[rehearsal]` names, default the first node's, on a `bridge` network of its own), runs `docker_init.sh` with `IS_UPGRADE=true` as apply would, checks the copies (schema version, rows kept, the host ONLINE), then removes the container and the copies, whatever happened. Nothing of the deployment is changed. The deployment lock is held throughout, so it never runs beside an apply. What a killed rehearsal left is removed by the next one, or by `--clean`."
+    )]
+    Rehearse(RehearseArgs),
     /// Print the step graph as DOT (from a plan file, or a saved plan without observing)
     #[command(after_help = help::GRAPH.render())]
     Graph(GraphArgs),
@@ -297,6 +303,37 @@ pub mod help {
             USAGE_LINE,
         ],
     };
+    pub const REHEARSE: CommandHelp = CommandHelp {
+        examples: &[
+            (
+                "omsup rehearse -f oms.toml",
+                "init of the target version against copies, then cleaned up",
+            ),
+            (
+                "omsup rehearse -f oms.toml --clean",
+                "only remove what a killed rehearsal left",
+            ),
+        ],
+        exit_codes: &[
+            (
+                SUCCESS,
+                "the rehearsal succeeded (or there was nothing to rehearse or clean)",
+            ),
+            (
+                FAILURE,
+                "the rehearsal failed (the step and init's log tail; apply would fail the same way), a service is unreachable, or the plan file has errors",
+            ),
+            (
+                crate::exit_codes::REFUSED,
+                "refused before touching anything: lock held, unfinished run",
+            ),
+            (
+                crate::exit_codes::INTERRUPTED,
+                "interrupted (Ctrl-C, SIGTERM): the copies and the container were removed",
+            ),
+            USAGE_LINE,
+        ],
+    };
     pub const GRAPH: CommandHelp = CommandHelp {
         examples: &[
             (
@@ -380,11 +417,27 @@ pub mod help {
         ("rollback", &ROLLBACK),
         ("status", &STATUS),
         ("history", &HISTORY),
+        ("rehearse", &REHEARSE),
         ("graph", &GRAPH),
         ("report", &REPORT),
         ("state", &STATE),
         ("completions", &COMPLETIONS),
     ];
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// The plan file
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Only remove what earlier (killed) rehearsals left: scratch databases and containers
+    #[arg(long)]
+    pub clean: bool,
+    /// Take over a stale lock with this id (see the refusal message)
+    #[arg(long, value_name = "LOCK_ID")]
+    pub force_unlock: Option<String>,
+    #[command(flatten)]
+    pub state: StateDirArgs,
 }
 
 #[derive(Debug, Args)]

@@ -249,6 +249,8 @@ pub(crate) struct Drive<'a, X: Executor> {
     pub parallelism: usize,
     /// Masked in failure messages.
     pub secret: &'a str,
+    /// The downtime window a rehearsal predicted, compared with the real one in the summary.
+    pub estimate_ms: Option<u64>,
 }
 
 /// Runs the steps not yet succeeded in `drive.before` through the runner (each journaled),
@@ -284,7 +286,14 @@ pub(crate) async fn drive<X: Executor>(
         redact: vec![drive.secret.to_owned()],
     };
     let report = runner.run(drive.steps, &earlier, drive.executor).await;
-    finish(drive.writer, &run_id, report, progress, drive.what).await
+    finish(
+        drive.writer,
+        &run_id,
+        report,
+        progress,
+        (drive.what, drive.estimate_ms),
+    )
+    .await
 }
 
 /// Ends a run in the journal, emits `run_finished`, prints the summary and what to do next.
@@ -293,7 +302,7 @@ async fn finish(
     run_id: &str,
     report: RunReport,
     progress: &dyn ProgressSink,
-    what: &str,
+    (what, estimate_ms): (&str, Option<u64>),
 ) -> Result<u8, CliError> {
     if report.interrupted && report.journal_error.is_none() {
         return interrupted(writer, run_id, report, progress, what).await;
@@ -305,9 +314,12 @@ async fn finish(
     };
     let finished = writer.finish(outcome).await;
     if report.is_success() && finished.is_ok() {
+        let estimate = estimate_ms
+            .map(|ms| format!(" (the rehearsal estimated {:.1} s)", ms as f64 / 1000.0))
+            .unwrap_or_default();
         let downtime = report
             .downtime
-            .map(|d| format!("; downtime window {:.1} s", d.as_secs_f64()))
+            .map(|d| format!("; downtime window {:.1} s{estimate}", d.as_secs_f64()))
             .unwrap_or_default();
         note(
             progress,
@@ -557,8 +569,9 @@ pub(crate) fn plan_file_for_resume(
 }
 
 /// Sections of the plan file a resume accepts changes in: how long to wait, and how health is
-/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates).
-const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health"];
+/// checked (a failed `online.verify` may be fixed by trusting the nodes' certificates), and
+/// where `omsup rehearse` runs (no run uses it).
+const HARMLESS_SECTIONS: &[&str] = &["timeouts", "health", "rehearsal"];
 
 /// The top-level sections whose values differ.
 fn changed_sections(before: &PlanFile, after: &PlanFile) -> Vec<String> {

@@ -13,7 +13,7 @@
 //! Failpoints (tests only): `OMSUP_FAILPOINTS=before:STEP,after:STEP` kills the process with
 //! SIGKILL right before the step's intent is written (`before`), or right after its side
 //! effect and before its outcome is journaled (`after`: the step is left in flight, the worst
-//! case for `resume`).
+//! case for `resume`). `omsup rehearse` honours `before:` for its own steps (`rehearse.init`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -53,7 +53,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn from_error(error: &StepError) -> Self {
+    pub(crate) fn from_error(error: &StepError) -> Self {
         let mut causes = Vec::new();
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
@@ -87,7 +87,7 @@ impl StepFailure {
         text
     }
 
-    fn redact(&mut self, secret: &str) {
+    pub(crate) fn redact(&mut self, secret: &str) {
         if secret.is_empty() {
             return;
         }
@@ -151,6 +151,12 @@ impl Failpoints {
             })
             .collect();
         Self(points)
+    }
+
+    /// Kills the process when `before:STEP` names `step` (`omsup rehearse`'s steps, which are
+    /// not driven by a [`Runner`]).
+    pub fn before(&self, step: &StepId) {
+        self.hit(Moment::Before, step);
     }
 
     fn hit(&self, moment: Moment, step: &StepId) {

@@ -22,8 +22,10 @@ use omsup_model::PlanFile;
 
 use crate::secrets::Secrets;
 
+pub(crate) use config_yaml::scalar_text;
 pub use config_yaml::{ConfigYamlError, parse_config_yaml, single_file_from_tar};
 pub use docker::connect_docker;
+pub(crate) use docker::download_config_yaml;
 
 /// How long connecting to a Docker daemon or the meta database may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -272,6 +272,7 @@ async fn the_state_database_is_created_on_first_use_and_reused() {
             "events",
             "journal_meta",
             "lock_takeovers",
+            "rehearsals",
             "runs"
         ]
     );

@@ -151,6 +151,21 @@ async fn apply_locked(
     if upgrade.is_empty() {
         return Ok(exit_codes::SUCCESS);
     }
+    let estimate = crate::commands::rehearse::estimate_note(journal, &upgrade.fingerprint).await;
+    match &estimate {
+        Some(note) if note.same_plan => anstream::eprintln!("{}", note.text),
+        other => {
+            anstream::eprintln!(
+                "{} no successful rehearsal of this plan (fingerprint {}): init will run for the first time inside the downtime window; `omsup rehearse -f {}` tries it on copies first",
+                style.yellow("warning:"),
+                &upgrade.fingerprint[..upgrade.fingerprint.len().min(12)],
+                plan_path.display()
+            );
+            if let Some(note) = other {
+                anstream::eprintln!("{}", note.text);
+            }
+        }
+    }
     confirm(
         &format!(
             "Apply these {} steps to deployment `{}`?",
@@ -196,6 +211,7 @@ async fn apply_locked(
             writer,
             parallelism: usize::from(args.parallelism),
             kind: "apply",
+            estimate_ms: estimate.map(|note| note.total_ms),
         },
         None,
         progress,
@@ -245,6 +261,7 @@ pub(crate) async fn resume_apply(
             writer,
             parallelism: usize::from(args.parallelism),
             kind: "resume",
+            estimate_ms: None,
         },
         Some(&run),
         progress,
@@ -260,6 +277,8 @@ struct ApplyRun {
     writer: omsup_journal::RunWriter,
     parallelism: usize,
     kind: &'static str,
+    /// The downtime window the last rehearsal predicts, for the summary.
+    estimate_ms: Option<u64>,
 }
 
 /// Runs the steps of `run` not yet succeeded in `before` (empty for a new run), then finishes
@@ -294,6 +313,7 @@ async fn execute_apply_run(
             before,
             parallelism: run.parallelism,
             secret: context.secrets.meta_password.expose(),
+            estimate_ms: run.estimate_ms,
         },
         &progress,
     )

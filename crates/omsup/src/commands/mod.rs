@@ -7,6 +7,7 @@ pub mod graph;
 pub mod init;
 pub mod lint;
 pub mod plan;
+pub mod rehearse;
 pub mod report;
 pub mod resume;
 pub mod rollback;
@@ -27,6 +28,7 @@ pub fn run(command: Command, style: &Style) -> Result<u8, CliError> {
         Command::Rollback(args) => rollback::run_rollback(&args, style),
         Command::Status(args) => status::run_status(&args, style),
         Command::History(args) => status::run_history(&args, style),
+        Command::Rehearse(args) => rehearse::run(&args, style),
         Command::Graph(args) => graph::run(&args, style),
         Command::Completions(args) => Ok(completions::run(&args)),
         Command::Report(args) => report::run(&args, style),

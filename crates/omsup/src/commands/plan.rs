@@ -134,6 +134,13 @@ pub fn run(args: &PlanArgs, style: &Style) -> Result<u8, CliError> {
         let _ = stdout.flush();
     }
     note_unfinished_run(&args.file, args.state.state_dir.as_deref(), style);
+    if args.format == OutputFormat::Human && !upgrade.is_empty() {
+        note_downtime_estimate(
+            &args.file,
+            args.state.state_dir.as_deref(),
+            &upgrade.fingerprint,
+        );
+    }
     let problems = report_observation_problems(&prepared.observation, style);
     let blocking = upgrade
         .diff
@@ -197,6 +204,26 @@ fn write_saved_plan(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
         .persist(path)
         .map_err(|error| failed(error.error))?;
     Ok(())
+}
+
+/// The downtime window the last successful rehearsal predicts (stdout), or where to get one
+/// (stderr).
+fn note_downtime_estimate(file: &Path, state_dir: Option<&Path>, fingerprint: &str) {
+    let note = runtime().ok().and_then(|runtime| {
+        runtime.block_on(async {
+            let journal = crate::commands::common::open_existing_journal(Some(file), state_dir)
+                .await
+                .ok()?;
+            crate::commands::rehearse::estimate_note(&journal, fingerprint).await
+        })
+    });
+    match note {
+        Some(note) => anstream::println!("{}", note.text),
+        None => anstream::eprintln!(
+            "no downtime estimate: no successful rehearsal of this deployment; `omsup rehearse -f {}` measures one (and tries init on copies)",
+            file.display()
+        ),
+    }
 }
 
 /// A plan is computed from the world as it is; when the journal holds an unfinished run, the

@@ -316,6 +316,7 @@ async fn execute_rollback_run(
             before,
             parallelism,
             secret: context.secrets.meta_password.expose(),
+            estimate_ms: None,
         },
         &progress,
     )

@@ -11,6 +11,7 @@ mod new_container;
 mod plan;
 mod random_kill;
 mod records;
+mod rehearse;
 mod report;
 mod rollback;
 mod shared_state;
