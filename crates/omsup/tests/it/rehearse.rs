@@ -25,7 +25,7 @@ struct SpareHost(NodeHost);
 
 impl Drop for SpareHost {
     fn drop(&mut self) {
-        hosts::remove(&self.0);
+        let _ = hosts::remove(&self.0);
     }
 }
 
