@@ -576,6 +576,20 @@ pub fn remove(host: &NodeHost) {
     let _ = succeeds(Command::new("ip").args(["netns", "del", &host.netns]));
 }
 
+/// Removes a host's Docker data root (its images and containers) once [`remove`] stopped
+/// its daemon: for worlds whose images must not outlive them. Idempotent.
+pub fn purge_data_root(host: &NodeHost) -> Result<()> {
+    let root = state_dir(host.index).join("docker");
+    match std::fs::remove_dir_all(&root) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::io(
+            format!("cannot remove {}", root.display()),
+            error,
+        )),
+    }
+}
+
 /// Stops the host's dockerd (SIGTERM, waits) and starts it again; its containers stop with it
 /// (as on a real host without live restore).
 pub fn restart_dockerd(host: &NodeHost) -> Result<()> {
