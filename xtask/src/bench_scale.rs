@@ -212,7 +212,13 @@ pub fn apply_at_scale() -> Result<()> {
             measured.window.as_secs_f64()
         );
         runbook_runs.push(measured);
+        // The figures so far after every run, the medians of all runs at the end.
+        if run < knobs.runs {
+            println!("apply_at_scale: -- after {run} of {} runs --", knobs.runs);
+            report(&knobs, package_bytes, &omsup_runs, &runbook_runs);
+        }
     }
+    println!("apply_at_scale: -- all {} runs --", knobs.runs);
     report(&knobs, package_bytes, &omsup_runs, &runbook_runs);
     println!("apply_at_scale: disk before: {df_before}; after: {}", df());
     Ok(())

@@ -250,7 +250,16 @@ pub fn spec(knobs: &Knobs, package: &Path) -> WorldSpec {
 /// fifths in rm, the rest in cm: cm is the largest database, as in production).
 pub async fn up(knobs: &Knobs, package: &Path) -> Result<World> {
     let started = Instant::now();
-    let world = World::up(spec(knobs, package)).await?;
+    // A host of the previous world may still be going down on a loaded machine: once more,
+    // from clean hosts, before giving up.
+    let world = match World::up(spec(knobs, package)).await {
+        Ok(world) => world,
+        Err(error) => {
+            eprintln!("scale: world up failed ({error}); cleaning the hosts and trying again");
+            clean_leftovers()?;
+            World::up(spec(knobs, package)).await?
+        }
+    };
     if let Err(error) = fill(&world, knobs.meta_mib).await {
         let _ = world.down().await;
         return Err(error);
