@@ -191,7 +191,7 @@ pub fn apply_at_scale() -> Result<()> {
         runtime.block_on(world.down())?;
         let measured = measured?;
         println!(
-            "apply_at_scale: run {run}: omsup window {:.2} s (plan {:.0?})",
+            "apply_at_scale: run {run}: omsup window {:.2} s (plan {:.2?})",
             measured.window.as_secs_f64(),
             measured.plan
         );
@@ -734,7 +734,7 @@ fn report(knobs: &Knobs, package_bytes: u64, omsup: &[OmsupRun], runbook: &[Runb
     );
     let plan = median(omsup.iter().map(|r| r.plan).collect());
     println!(
-        "apply_at_scale: `omsup plan` on the scale world: median {:.0?} (target < 1 s)",
+        "apply_at_scale: `omsup plan` on the scale world: median {:.2?} (target < 1 s)",
         plan
     );
     let gaps: Vec<Duration> = omsup.iter().flat_map(|r| r.gaps.clone()).collect();
