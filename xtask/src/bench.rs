@@ -9,7 +9,11 @@
 //! - `plan-on-world`: the real `omsup plan` binary on a two-node test world (see
 //!   `bench_plan.rs`; needs the services, like the tests).
 //! - `apply-on-world`: the downtime window of a real `omsup apply` on a two-node world, against
-//!   one OMS container restarted until healthy (see `bench_apply.rs`).
+//!   one OMS container restarted until healthy (see `bench_apply.rs`); a smoke test of the
+//!   toy world.
+//! - `apply-at-scale` (only when named: it moves GiBs): the downtime window on a world of
+//!   production size against the seed runbook scripted and the critical path (see
+//!   `bench_scale.rs` and `scale_world.rs`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -26,6 +30,8 @@ struct Benchmark {
     name: &'static str,
     about: &'static str,
     run: fn() -> Result<()>,
+    /// Runs only when named.
+    on_request: bool,
 }
 
 const BENCHMARKS: &[Benchmark] = &[
@@ -33,16 +39,25 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "synthetic-dag",
         about: "diff + step DAG + renderings, 100 regions x 10 nodes vs 1 x 2",
         run: synthetic_dag,
+        on_request: false,
     },
     Benchmark {
         name: "plan-on-world",
         about: "`omsup plan` on a two-node test world vs `omsup lint`",
         run: crate::bench_plan::plan_on_world,
+        on_request: false,
     },
     Benchmark {
         name: "apply-on-world",
         about: "downtime window of `omsup apply` on a two-node world vs one OMS restart",
         run: crate::bench_apply::apply_on_world,
+        on_request: false,
+    },
+    Benchmark {
+        name: "apply-at-scale",
+        about: "downtime at production scale: omsup vs the runbook scripted vs the critical path",
+        run: crate::bench_scale::apply_at_scale,
+        on_request: true,
     },
 ];
 
@@ -58,7 +73,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     for benchmark in BENCHMARKS {
-        if !args.is_empty() && !args.iter().any(|a| a == benchmark.name) {
+        let named = args.iter().any(|a| a == benchmark.name);
+        if (!args.is_empty() || benchmark.on_request) && !named {
             continue;
         }
         println!("== {}: {}", benchmark.name, benchmark.about);

@@ -4,10 +4,12 @@
 mod bench;
 mod bench_apply;
 mod bench_plan;
+mod bench_scale;
 mod ci;
 mod codegen;
 mod fuzz;
 mod man;
+mod scale_world;
 mod services;
 mod sim_images;
 mod world;
@@ -25,7 +27,8 @@ tasks:
   services [down]    install and start Docker daemons and MariaDB for tests and the demo
   sim-images         build the OMS simulator images and their `docker save` packages
   world up|down      deploy (or remove) a two-node OMS world on the test services
-  bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world, apply-on-world) and print figures
+  bench [NAME...]    run the benchmarks (synthetic-dag, plan-on-world, apply-on-world; apply-at-scale
+                     only when named) and print figures
   bench-plan         time `omsup plan` on a two-node world (also part of `bench`)
   fuzz [--seconds N] [TARGET...]
                      a bounded libFuzzer run of each fuzz target (default 60 s each)

@@ -9,7 +9,8 @@
 //!   already off): it deletes all but the newest `heatbeat_sequence` rows while OMS still runs,
 //!   in short batches, so the window no longer holds the delete; the few rows written between
 //!   the prune and the stop stay and are dumped with the rest.
-//! - `node[ip].stop-old` needs `ha.off` (or `preflight` and the loads) and its region's prune
+//! - `node[ip].stop-old` needs `ha.off` (or `preflight` and the loads) and every region's
+//!   prune, so the window opens once, after the slowest prune, and the stops run together
 //!   (T1 is the first stop; the downtime window opens).
 //! - `db[rm].backup` and `db[cm].backup` need every stop; `db[cm_hb].backup` needs its
 //!   region's stops. The backups run in parallel.
@@ -384,9 +385,13 @@ pub fn derive_steps(diff: &Diff, plan: &omsup_model::PlanFile) -> Vec<Step> {
         }
     }
     let mut stops = BTreeMap::new();
+    // Every stop waits for every region's prune: the window opens once, after the slowest
+    // prune, and the stops run together. (A stop waiting only for its own region's prune
+    // opened the window early and held it open while other regions were still pruning.)
+    let all_prunes: Vec<StepId> = prunes.values().cloned().collect();
     for node in &upgrading {
         let mut deps = before_stop.clone();
-        deps.extend(prunes.get(node.region.as_str()).cloned());
+        deps.extend(all_prunes.iter().cloned());
         let id = b.add(
             StepKind::StopOld {
                 node: node.ip.clone(),

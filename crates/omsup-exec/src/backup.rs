@@ -5,8 +5,9 @@
 //! (`--defaults-extra-file=/dev/fd/N`), never through argv, the environment or a file on disk. The dump streams from the client's stdout into a
 //! 0600 file while its sha256 is computed; the backup is accepted only when the client exits
 //! 0, the file is not empty and it ends with the `-- Dump completed` trailer. Row counts per
-//! table are read from the database just before the dump (the upgrade dumps a quiescent
-//! database: every OMS container is stopped by then) and checked again after a restore.
+//! table are read from the database while the dump streams (the upgrade dumps a quiescent
+//! database: every OMS container that writes to it is stopped by then) and checked again
+//! after a restore.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -355,7 +356,9 @@ pub async fn backup_database(
     check_identifier(database)?;
     create_private_dir(dir)?;
     let create_database = show_create_database(pool, database).await?;
-    let row_counts = row_counts(pool, database).await?;
+    // Counted while the dump streams (the database is quiescent: the containers that write to
+    // it are stopped), so the count adds nothing to the downtime window.
+    let counting = row_counts(pool, database);
 
     let final_path = dir.join(format!("{database}.sql"));
     let partial_path = dir.join(format!("{database}.sql.partial"));
@@ -399,34 +402,46 @@ pub async fn backup_database(
         text
     });
 
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    // The trailer is checked on the last bytes of the stream.
-    let mut tail: Vec<u8> = Vec::with_capacity(512);
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let read = stdout.read(&mut buffer).await.map_err(io(
-            "cannot read the dump client's output for",
-            &partial_path,
-        ))?;
-        if read == 0 {
-            break;
+    let streaming = async {
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        // The trailer is checked on the last bytes of the stream.
+        let mut tail: Vec<u8> = Vec::with_capacity(512);
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let read = stdout.read(&mut buffer).await.map_err(io(
+                "cannot read the dump client's output for",
+                &partial_path,
+            ))?;
+            if read == 0 {
+                break;
+            }
+            let chunk = &buffer[..read];
+            hasher.update(chunk);
+            out.write_all(chunk)
+                .await
+                .map_err(io("cannot write backup file", &partial_path))?;
+            size += read as u64;
+            tail.extend_from_slice(chunk);
+            if tail.len() > 512 {
+                tail.drain(..tail.len() - 512);
+            }
+            on_progress(size);
         }
-        let chunk = &buffer[..read];
-        hasher.update(chunk);
-        out.write_all(chunk)
+        out.sync_all()
             .await
-            .map_err(io("cannot write backup file", &partial_path))?;
-        size += read as u64;
-        tail.extend_from_slice(chunk);
-        if tail.len() > 512 {
-            tail.drain(..tail.len() - 512);
-        }
-        on_progress(size);
-    }
-    out.sync_all()
-        .await
-        .map_err(io("cannot sync backup file", &partial_path))?;
+            .map_err(io("cannot sync backup file", &partial_path))?;
+        Ok::<_, BackupError>((hasher, size, tail))
+    };
+    let (row_counts, streamed) = tokio::join!(counting, streaming);
+    let ((hasher, size, tail), row_counts) =
+        match streamed.and_then(|streamed| Ok((streamed, row_counts?))) {
+            Ok(done) => done,
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial_path);
+                return Err(error);
+            }
+        };
     drop(out);
     let status = child
         .wait()

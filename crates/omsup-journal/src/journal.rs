@@ -108,6 +108,10 @@ pub(crate) struct JournalInner {
     pub(crate) tables: Tables,
     pub(crate) secrets: RwLock<Vec<String>>,
     pub(crate) lock_timing: RwLock<LockTiming>,
+    /// Taken around every write transaction of this process: steps running in parallel queue
+    /// here, in order, instead of in SQLite's busy handler, whose sleeps back off up to 100 ms
+    /// per retry (a run's appends cost a few fsyncs each, not tens of milliseconds of waiting).
+    pub(crate) writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The backend behind a [`Journal`]: one implementation of the same SQL per database.
@@ -139,7 +143,12 @@ pub(crate) struct Tables {
 
 /// A write transaction on either backend.
 pub(crate) enum WriteTx {
-    Local(Transaction<'static, Sqlite>),
+    /// The transaction, and this process's turn to write (see [`JournalInner::writes`]), held
+    /// until the commit.
+    Local(
+        Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Shared(Transaction<'static, MySql>),
 }
 
@@ -162,7 +171,7 @@ macro_rules! on_pool {
 macro_rules! on_tx {
     ($tx:expr, $connection:ident => $body:expr) => {
         match $tx {
-            $crate::journal::WriteTx::Local(transaction) => {
+            $crate::journal::WriteTx::Local(transaction, _) => {
                 let $connection = &mut **transaction;
                 $body
             }
@@ -178,7 +187,7 @@ pub(crate) use {on_pool, on_tx};
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            WriteTx::Local(transaction) => transaction.commit().await,
+            WriteTx::Local(transaction, _turn) => transaction.commit().await,
             WriteTx::Shared(transaction) => transaction.commit().await,
         }
     }
@@ -289,6 +298,7 @@ impl Journal {
                 tables,
                 secrets: RwLock::new(Vec::new()),
                 lock_timing: RwLock::new(LockTiming::default()),
+                writes: Arc::new(tokio::sync::Mutex::new(())),
             }),
         }
     }
@@ -403,7 +413,10 @@ impl Journal {
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, JournalError> {
         match &self.inner.store {
             Store::Local { pool, .. } => {
-                pool.begin_with("BEGIN IMMEDIATE").await.map(WriteTx::Local)
+                let turn = self.inner.writes.clone().lock_owned().await;
+                pool.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map(|transaction| WriteTx::Local(transaction, turn))
             }
             Store::Shared { state, .. } => state.pool().begin().await.map(WriteTx::Shared),
         }

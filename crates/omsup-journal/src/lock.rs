@@ -648,7 +648,7 @@ impl Journal {
         token: &LockToken,
     ) -> Result<(), JournalError> {
         let holder: Option<String> = match (transaction, &self.inner.store) {
-            (WriteTx::Local(transaction), _) => {
+            (WriteTx::Local(transaction, _), _) => {
                 sqlx::query_scalar("SELECT lock_id FROM deployment_lock WHERE singleton = 1")
                     .fetch_optional(&mut **transaction)
                     .await

@@ -172,15 +172,26 @@ pub(crate) fn stop_by_pid_file(pid_file: &Path) -> bool {
         return false;
     };
     let pid = pid.trim().to_owned();
-    if pid.is_empty() || !Path::new(&format!("/proc/{pid}")).exists() {
+    if pid.is_empty() || !alive(&pid) {
         return false;
     }
     let _ = Command::new("kill").arg(&pid).status();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+    while alive(&pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     true
+}
+
+/// Whether process `pid` exists and has not exited: a zombie (a daemon this process started,
+/// exited and not yet reaped) counts as exited.
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `pid (comm) state ...`: the state follows the last `)`.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
 
 /// Installs the Debian packages whose command is missing (`apt-get update` first).

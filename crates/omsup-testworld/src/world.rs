@@ -69,6 +69,14 @@ pub struct WorldSpec {
     /// signed by a CA of the world's own, the node's IP as its subject alternative name), so
     /// the simulator serves `/oms/health` over HTTPS only.
     pub https: bool,
+    /// `Some(first)`: the world's nodes get hosts `first..first + nodes` of their own, started
+    /// with the world and removed with it together with their Docker data roots, so that its
+    /// images do not outlive it (the scale bench's GiB packages). Takes precedence over
+    /// `private_hosts`.
+    pub dedicated_hosts: Option<usize>,
+    /// The target version's package the plan file names, when not the simulator's own (the
+    /// scale bench's, with a filler layer).
+    pub target_package: Option<PathBuf>,
 }
 
 /// Settings an operator put on an OMS container with `docker run` beyond the documented ones
@@ -186,11 +194,20 @@ impl WorldSpec {
             operator: OperatorSettings::default(),
             config_style: ConfigStyle::default(),
             https: false,
+            dedicated_hosts: None,
+            target_package: None,
         }
     }
 
     fn node_count(&self) -> usize {
         self.regions.iter().map(|r| r.nodes).sum()
+    }
+
+    /// The package of the target version the plan file names.
+    pub fn target_package(&self) -> PathBuf {
+        self.target_package
+            .clone()
+            .unwrap_or_else(|| image_package(&self.target_version))
     }
 }
 
@@ -452,19 +469,31 @@ impl World {
                 "a world has at most {MAX_WORLD_NODES} nodes"
             )));
         }
-        let services = services::check(spec.node_count())?;
-        for version in [&spec.version, &spec.target_version] {
-            if !image_package(version).is_file() {
+        // A world on hosts of its own needs only the shared services' database and files.
+        let shared_hosts = if spec.dedicated_hosts.is_some() {
+            1
+        } else {
+            spec.node_count()
+        };
+        let services = services::check(shared_hosts)?;
+        for package in [image_package(&spec.version), spec.target_package()] {
+            if !package.is_file() {
                 return Err(Error::ServicesMissing(format!(
                     "the simulator package `{}` is missing",
-                    image_package(version).display()
+                    package.display()
                 )));
             }
         }
         let number = allocate_world_number()?;
         let id = format!("w{number}");
         let mut services = services;
-        if spec.private_hosts {
+        if let Some(first) = spec.dedicated_hosts {
+            services.hosts = (first..first + spec.node_count())
+                .map(NodeHost::new)
+                .collect();
+            services.node_sockets = services.hosts.iter().map(|h| h.socket.clone()).collect();
+            hosts::ensure_private(&services.hosts)?;
+        } else if spec.private_hosts {
             if spec.node_count() > hosts::PRIVATE_HOSTS_PER_WORLD {
                 return Err(Error::Seed(format!(
                     "a world with private hosts has at most {} nodes",
@@ -588,7 +617,13 @@ impl World {
         let loads = self.nodes.iter().map(|node| async move {
             let docker = node.docker()?;
             ensure_image(&docker, &self.spec.version).await?;
-            replace_stale_image(&docker, &self.spec.target_version).await?;
+            load_image(
+                &docker,
+                &self.spec.target_version,
+                &self.spec.target_package(),
+                false,
+            )
+            .await?;
             remove_named(&docker, &self.container).await
         });
         futures_util::future::try_join_all(loads).await?;
@@ -889,7 +924,7 @@ impl World {
                 current_version: Some(format!("{}-CE", self.spec.version)),
             },
             image: plan::Image {
-                package: image_package(&self.spec.target_version),
+                package: self.spec.target_package(),
                 package_on: plan::PackageLocation::Operator,
                 tag: image_tag(&self.spec.target_version),
             },
@@ -1064,7 +1099,7 @@ impl World {
     /// Removes the world's containers on every daemon, drops its databases, deletes its dir.
     pub async fn down(&self) -> Result<()> {
         for node in &self.nodes {
-            if self.spec.private_hosts {
+            if self.spec.dedicated_hosts.is_some() || self.spec.private_hosts {
                 hosts::remove(&node.host)?;
             } else {
                 remove_named(&node.docker()?, &self.container).await?;
@@ -1145,27 +1180,31 @@ fn package_image_id(package: &Path) -> Option<String> {
 /// the package's image. A node daemon keeps its images across sessions and CI runs: a tag left
 /// by an older build of the simulator is loaded over, never silently tested against.
 pub async fn ensure_image(docker: &Docker, version: &str) -> Result<()> {
-    load_image(docker, version, true).await
+    load_image(docker, version, &image_package(version), true).await
 }
 
 /// Replaces `version`'s tag when it names another build of the simulator; an absent image
 /// stays absent (the target image, which omsup's `load-image` steps load).
 pub async fn replace_stale_image(docker: &Docker, version: &str) -> Result<()> {
-    load_image(docker, version, false).await
+    load_image(docker, version, &image_package(version), false).await
 }
 
-async fn load_image(docker: &Docker, version: &str, when_absent: bool) -> Result<()> {
+async fn load_image(
+    docker: &Docker,
+    version: &str,
+    package: &Path,
+    when_absent: bool,
+) -> Result<()> {
     let tag = image_tag(version);
-    let package = image_package(version);
     match docker.inspect_image(&tag).await {
-        Ok(image) if image.id.is_some() && image.id == package_image_id(&package) => {
+        Ok(image) if image.id.is_some() && image.id == package_image_id(package) => {
             return Ok(());
         }
         Ok(_) => {}
         Err(_) if !when_absent => return Ok(()),
         Err(_) => {}
     }
-    let file = tokio::fs::File::open(&package)
+    let file = tokio::fs::File::open(package)
         .await
         .map_err(|e| Error::io(format!("cannot open {}", package.display()), e))?;
     let body = tokio_util::io::ReaderStream::new(file);

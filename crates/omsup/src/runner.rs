@@ -286,12 +286,14 @@ impl Runner<'_> {
                         .push(StepFailure::journal(&step.id, message));
                     Err(())
                 };
+                let journal_started = Instant::now();
                 if let Err(error) = self.writer.intent(step.id.as_str(), kind, payload).await {
                     return journal_failed(format!(
                         "cannot journal the intent of `{}`: {error}",
                         step.id
                     ));
                 }
+                let mut journal = journal_started.elapsed();
                 self.progress.event(&Event::StepStarted {
                     step: step.id.to_string(),
                     kind: kind.to_owned(),
@@ -311,12 +313,14 @@ impl Runner<'_> {
                     Ok(output) => {
                         let summary = <X::Kind as Kind>::summary(&output);
                         let output = serde_json::to_value(&output).expect("an output serializes");
+                        let journal_started = Instant::now();
                         if let Err(error) = self.writer.succeeded(step.id.as_str(), output).await {
                             return journal_failed(format!(
                                 "cannot journal the outcome of `{}`: {error}",
                                 step.id
                             ));
                         }
+                        journal += journal_started.elapsed();
                         if step.downtime {
                             let now = Instant::now();
                             let mut window = window_ref.lock().expect("window");
@@ -325,6 +329,7 @@ impl Runner<'_> {
                         self.progress.event(&Event::StepSucceeded {
                             step: step.id.to_string(),
                             took_ms,
+                            journal_us: journal.as_micros() as u64,
                             summary,
                         });
                         Ok(())

@@ -117,6 +117,37 @@ fn two_nodes_one_region_get_every_step_with_safe_dependencies() {
 }
 
 #[test]
+fn every_stop_waits_for_every_regions_prune_so_the_window_opens_once() {
+    let file = synthetic::plan(3, 2);
+    let planned = plan(&file, b"x", &synthetic::world(&file, "4.2.8"));
+    let prunes: Vec<&str> = ids(&planned)
+        .into_iter()
+        .filter(|id| id.ends_with(".prune-heartbeats"))
+        .collect();
+    assert_eq!(prunes.len(), 3, "{:?}", ids(&planned));
+    let stops: Vec<&str> = ids(&planned)
+        .into_iter()
+        .filter(|id| id.ends_with(".stop-old"))
+        .collect();
+    assert_eq!(stops.len(), 6);
+    for stop in stops {
+        let deps = deps(&planned, stop);
+        for prune in &prunes {
+            assert!(
+                deps.contains(prune),
+                "{stop} does not wait for {prune}: {deps:?}"
+            );
+        }
+        let step = planned.steps.iter().find(|s| s.id == stop).unwrap();
+        assert!(step.downtime);
+    }
+    for prune in &prunes {
+        let step = planned.steps.iter().find(|s| s.id == *prune).unwrap();
+        assert!(!step.downtime, "{prune} runs before the window");
+    }
+}
+
+#[test]
 fn a_node_already_upgraded_gets_no_steps() {
     let file = synthetic::plan(1, 2);
     let mut world = synthetic::world(&file, "4.2.8");

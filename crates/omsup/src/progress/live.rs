@@ -211,6 +211,7 @@ impl ProgressSink for LiveView {
                 step,
                 took_ms,
                 summary,
+                ..
             } => {
                 self.step_ended(&mut state, step, false);
                 let summary = summary

@@ -34,13 +34,14 @@
 //!
 //! followed by the fields of the event, named as in [`Event`]. Optional fields are always
 //! present, `null` when absent. Durations are integer milliseconds (`took_ms`, `downtime_ms`),
-//! sizes integer bytes. For example:
+//! sizes integer bytes; `step_succeeded` also says how long journaling the step took
+//! (`journal_us`, microseconds: its intent and its outcome; added within version 2). For example:
 //!
 //! ```text
 //! {"type":"run_started","at":"2026-11-25T06:45:12.345Z","format_version":2,"run_id":"20261125T064512Z-1a2b","kind":"apply","deployment":"prod","steps":["..."],"already_done":[]}
 //! {"type":"step_started","at":"...","format_version":2,"step":"node[10.0.0.2].stop-old","kind":"stop-old","node":"10.0.0.2"}
 //! {"type":"step_progress","at":"...","format_version":2,"step":"node[10.0.0.2].load-image","bytes":42048307,"total":83886080}
-//! {"type":"step_succeeded","at":"...","format_version":2,"step":"node[10.0.0.2].stop-old","took_ms":1200,"summary":"kept the old container as oms-omsup-4.2.8"}
+//! {"type":"step_succeeded","at":"...","format_version":2,"step":"node[10.0.0.2].stop-old","took_ms":1200,"journal_us":850,"summary":"kept the old container as oms-omsup-4.2.8"}
 //! {"type":"step_failed","at":"...","format_version":2,"step":"...","took_ms":400,"error":"..."}
 //! {"type":"note","at":"...","format_version":2,"step":null,"message":"..."}
 //! {"type":"run_finished","at":"...","format_version":2,"run_id":"...","outcome":"succeeded","took_ms":182000,"downtime_ms":41200,"succeeded":12,"failed":0,"not_started":0}
@@ -105,6 +106,9 @@ pub enum Event {
     StepSucceeded {
         step: String,
         took_ms: u64,
+        /// The time spent journaling the step (its intent and its outcome), in microseconds:
+        /// omsup's own overhead per step.
+        journal_us: u64,
         /// One line for humans, e.g. `kept the old container as oms-omsup-4.2.8`.
         summary: Option<String>,
     },

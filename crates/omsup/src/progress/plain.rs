@@ -47,6 +47,7 @@ pub fn plain_line(event: &Event, now: Timestamp, style: &Style) -> String {
             step,
             took_ms,
             summary,
+            ..
         } => {
             let summary = summary
                 .as_deref()

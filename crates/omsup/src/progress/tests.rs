@@ -68,6 +68,7 @@ fn a_run() -> Vec<(i64, Event)> {
             Event::StepSucceeded {
                 step: "node[10.0.0.2].stop-old".to_owned(),
                 took_ms: 1_200,
+                journal_us: 0,
                 summary: Some("kept the old container as oms-omsup-4.2.8".to_owned()),
             },
         ),
@@ -76,6 +77,7 @@ fn a_run() -> Vec<(i64, Event)> {
             Event::StepSucceeded {
                 step: load.to_owned(),
                 took_ms: 8_100,
+                journal_us: 0,
                 summary: None,
             },
         ),
@@ -276,13 +278,14 @@ fn json_lines_carry_type_at_format_version_and_every_field() {
         &Event::StepSucceeded {
             step: "s".to_owned(),
             took_ms: 1_200,
+            journal_us: 0,
             summary: None,
         },
         at(1_500),
     );
     assert_eq!(
         succeeded,
-        r#"{"type":"step_succeeded","at":"2026-11-25T12:00:01.500Z","format_version":2,"step":"s","took_ms":1200,"summary":null}"#
+        r#"{"type":"step_succeeded","at":"2026-11-25T12:00:01.500Z","format_version":2,"step":"s","took_ms":1200,"journal_us":0,"summary":null}"#
     );
 }
 
@@ -336,6 +339,7 @@ fn drive_concurrently(sink: &dyn ProgressSink) {
                     sink.event(&Event::StepSucceeded {
                         step: step.clone(),
                         took_ms: 30,
+                        journal_us: 0,
                         summary: Some("loaded".to_owned()),
                     });
                 }
@@ -347,6 +351,7 @@ fn drive_concurrently(sink: &dyn ProgressSink) {
     sink.event(&Event::StepSucceeded {
         step: "ghost".to_owned(),
         took_ms: 1,
+        journal_us: 0,
         summary: None,
     });
     sink.event(&Event::RunFinished {
@@ -466,6 +471,7 @@ fn live_view_prints_finished_steps_above_the_bars_and_draws_byte_bars() {
     view.event(&Event::StepSucceeded {
         step: "node[10.0.0.2].load-image".to_owned(),
         took_ms: 1_200,
+        journal_us: 0,
         summary: Some("loaded oms:4.3.1".to_owned()),
     });
     view.event(&Event::StepFailed {
