@@ -579,8 +579,20 @@ pub fn remove(host: &NodeHost) -> Result<()> {
     stop_by_pid_file(&run_at.join("docker.pid"));
     let _ = succeeds(Command::new("ip").args(["link", "del", &host.netns]));
     let _ = succeeds(Command::new("ip").args(["netns", "del", &host.netns]));
-    crate::services::remove_dir_if_any(&state_dir(host.index).join("docker"))?;
-    crate::services::remove_dir_if_any(&run_at.join("exec"))
+    // The data root holds the images and containers: without it the host starts empty. (The
+    // exec root stays: dockerd leaves an nsfs mount in it, and it holds nothing that lasts.)
+    let data_root = state_dir(host.index).join("docker");
+    if crate::services::remove_dir_if_any(&data_root).is_err() {
+        // A mount dockerd left behind (it bind-mounts its data root): detach it, then again.
+        let _ = succeeds(
+            Command::new("umount")
+                .arg("--recursive")
+                .arg("--lazy")
+                .arg(&data_root),
+        );
+        crate::services::remove_dir_if_any(&data_root)?;
+    }
+    Ok(())
 }
 
 /// Stops the host's dockerd (SIGTERM, waits) and starts it again; its containers stop with it
