@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use omsup_engine::StepId;
 use omsup_exec::rehearsal::{Cleaned, Phase, Rehearsal};
 use omsup_journal::{DeploymentLock, Journal, LockPurpose, RehearsalRecord, RunId, Timestamp};
 use omsup_model::PlanFile;
@@ -258,9 +259,17 @@ async fn locked(
             for cause in &failure.causes {
                 cli = cli.with_cause(cause.clone());
             }
-            cli = cli.with_cause(
-                "the deployment was not changed; `omsup apply` would fail the same way inside its downtime window",
-            );
+            // Init and its checks are what apply runs inside its window; a step before them
+            // may also have failed for the rehearsal's own set-up (the daemon, its network).
+            let migration = [StepId::rehearse_init(), StepId::rehearse_check()];
+            cli = cli.with_cause(if migration.contains(&failure.step) {
+                "the deployment was not changed; `omsup apply` would fail the same way inside its downtime window".to_owned()
+            } else {
+                format!(
+                    "the deployment was not changed; a step before init can also fail for the rehearsal's own set-up: the `[rehearsal]` daemon and its network must let the throwaway container reach the meta database at {}:{}",
+                    plan_file.meta_db.host, plan_file.meta_db.port
+                )
+            });
             Err(cli.with_hint(failure.hint.unwrap_or_else(|| {
                 "fix the cause (the copies and the throwaway container are removed), then run `omsup rehearse` again".to_owned()
             })))
