@@ -190,6 +190,14 @@ fn ensure_netns(host: &NodeHost) -> Result<()> {
         run(Command::new("ip").args(["netns", "add", &host.netns]))?;
     }
     if !succeeds(Command::new("ip").args(["link", "show", &host.netns])) {
+        // The host's MAC address follows from its index, so that a host made again (a world's
+        // private host) answers at the MAC the machine's neighbour table already holds for its
+        // address: a new random one went unanswered until that entry expired.
+        let mac = format!(
+            "02:77:00:00:{:02x}:{:02x}",
+            (host.index >> 8) & 0xff,
+            host.index & 0xff
+        );
         run(Command::new("ip").args([
             "link",
             "add",
@@ -199,6 +207,8 @@ fn ensure_netns(host: &NodeHost) -> Result<()> {
             "peer",
             "name",
             "eth0",
+            "address",
+            &mac,
             "netns",
             &host.netns,
         ]))?;
@@ -579,6 +589,7 @@ pub fn remove(host: &NodeHost) -> Result<()> {
     stop_by_pid_file(&run_at.join("docker.pid"));
     let _ = succeeds(Command::new("ip").args(["link", "del", &host.netns]));
     let _ = succeeds(Command::new("ip").args(["netns", "del", &host.netns]));
+    let _ = succeeds(Command::new("ip").args(["neigh", "flush", "to", &host.address]));
     // The data root holds the images and containers: without it the host starts empty. (The
     // exec root stays: dockerd leaves an nsfs mount in it, and it holds nothing that lasts.)
     let data_root = state_dir(host.index).join("docker");
