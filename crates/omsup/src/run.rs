@@ -47,6 +47,23 @@ pub(crate) async fn take_lock(
     Ok(lock)
 }
 
+/// Refuses (exit 3) while a run of the deployment is unfinished, naming it and where it
+/// stopped; `hint` says what the command needs first.
+pub(crate) async fn refuse_unfinished(journal: &Journal, hint: &str) -> Result<(), CliError> {
+    match journal.unfinished_run().await.map_err(journal_error)? {
+        None => Ok(()),
+        Some(run) => Err(CliError::new(format!(
+            "run `{}` ({}) of deployment `{}` is unfinished: {}",
+            run.info.run_id,
+            run.info.kind,
+            journal.deployment(),
+            where_it_stopped(&run)
+        ))
+        .with_hint(hint)
+        .with_exit_code(exit_codes::REFUSED)),
+    }
+}
+
 pub(crate) async fn release(lock: DeploymentLock) {
     if let Err(error) = lock.release().await {
         tracing::warn!(%error, "could not release the deployment lock");

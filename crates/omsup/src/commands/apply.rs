@@ -37,7 +37,7 @@ use crate::render::render_plan_human;
 use crate::report::CliError;
 use crate::run::{
     Drive, JournaledPlanFile, RunDocument, confirm, connection_failed, drive, journaled_plan_file,
-    release, reopen, run_document, take_lock, where_it_stopped,
+    refuse_unfinished, release, reopen, run_document, take_lock,
 };
 use crate::shared_lock::share_lock;
 use crate::style::Style;
@@ -104,19 +104,11 @@ async fn apply_locked(
     journal: &Journal,
     lock: &DeploymentLock,
 ) -> Result<u8, CliError> {
-    if let Some(run) = journal.unfinished_run().await.map_err(journal_error)? {
-        return Err(CliError::new(format!(
-            "run `{}` ({}) of deployment `{}` is unfinished: {}",
-            run.info.run_id,
-            run.info.kind,
-            journal.deployment(),
-            where_it_stopped(&run)
-        ))
-        .with_hint(
-            "`omsup resume` continues it; `omsup rollback` undoes it; `omsup status` shows it",
-        )
-        .with_exit_code(exit_codes::REFUSED));
-    }
+    refuse_unfinished(
+        journal,
+        "`omsup resume` continues it; `omsup rollback` undoes it; `omsup status` shows it",
+    )
+    .await?;
     // The lock across machines is taken before observing: what is planned is what the holder
     // of the lock sees, never a world another operator is changing.
     share_lock(

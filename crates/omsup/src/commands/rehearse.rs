@@ -24,11 +24,11 @@ use omsup_model::PlanFile;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::RehearseArgs;
-use crate::commands::common::{journal_error, open_journal, runtime, state_dir_for};
+use crate::commands::common::{open_journal, runtime, state_dir_for};
 use crate::commands::plan::{observe_prepared, read_with_secrets, report_observation_problems};
 use crate::exit_codes;
 use crate::report::CliError;
-use crate::run::{release, take_lock, where_it_stopped};
+use crate::run::{refuse_unfinished, release, take_lock};
 use crate::runner::{Failpoints, StepFailure};
 use crate::shared_lock::share_lock;
 use crate::style::Style;
@@ -50,17 +50,11 @@ async fn rehearse(args: &RehearseArgs, style: &Style) -> Result<u8, CliError> {
     )
     .await?;
     let outcome = async {
-        if let Some(run) = journal.unfinished_run().await.map_err(journal_error)? {
-            return Err(CliError::new(format!(
-                "run `{}` ({}) of deployment `{}` is unfinished: {}",
-                run.info.run_id,
-                run.info.kind,
-                journal.deployment(),
-                where_it_stopped(&run)
-            ))
-            .with_hint("finish it first (`omsup resume` or `omsup rollback`); a rehearsal rehearses an upgrade that has not begun")
-            .with_exit_code(exit_codes::REFUSED));
-        }
+        refuse_unfinished(
+            &journal,
+            "finish it first (`omsup resume` or `omsup rollback`); a rehearsal rehearses an upgrade that has not begun",
+        )
+        .await?;
         share_lock(
             &lock,
             &plan_file,
